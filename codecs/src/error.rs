@@ -1,0 +1,105 @@
+//! Decode errors: small, `Copy`, with the offset and what was expected.
+
+/// Why a datagram, set, record or sample could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Fewer bytes than a header or declared length needs.
+    #[error("truncated {what} at offset {offset}: needed {needed} bytes, {available} available")]
+    Truncated {
+        what: &'static str,
+        offset: usize,
+        needed: usize,
+        available: usize,
+    },
+    /// The version field names no protocol we decode.
+    #[error("unsupported version {version}")]
+    UnsupportedVersion { version: u32 },
+    /// A length, count or id that the RFC forbids.
+    #[error("invalid {what} at offset {offset}: {value}")]
+    Invalid {
+        what: &'static str,
+        offset: usize,
+        value: u64,
+    },
+}
+
+impl DecodeError {
+    #[cold]
+    pub fn truncated(what: &'static str, offset: usize, needed: usize, available: usize) -> Self {
+        DecodeError::Truncated {
+            what,
+            offset,
+            needed,
+            available,
+        }
+    }
+
+    #[cold]
+    pub fn invalid(what: &'static str, offset: usize, value: u64) -> Self {
+        DecodeError::Invalid {
+            what,
+            offset,
+            value,
+        }
+    }
+
+    /// The counter this error is reported under.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DecodeError::Truncated { .. } => ErrorKind::Truncated,
+            DecodeError::UnsupportedVersion { .. } => ErrorKind::UnsupportedVersion,
+            DecodeError::Invalid { .. } => ErrorKind::Invalid,
+        }
+    }
+}
+
+/// Error kinds, for counters (`ferroflow_decode_errors_total{kind=...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    Truncated,
+    UnsupportedVersion,
+    Invalid,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 3] = [
+        ErrorKind::Truncated,
+        ErrorKind::UnsupportedVersion,
+        ErrorKind::Invalid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::UnsupportedVersion => "unsupported_version",
+            ErrorKind::Invalid => "invalid",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Shorthand for a big-endian read that cannot go out of bounds: `be16(buf, off)` returns
+/// `None` when fewer than two bytes remain.
+#[inline]
+pub(crate) fn be16(b: &[u8], off: usize) -> Option<u16> {
+    b.get(off..off + 2).map(|s| u16::from_be_bytes([s[0], s[1]]))
+}
+
+#[inline]
+pub(crate) fn be32(b: &[u8], off: usize) -> Option<u32> {
+    b.get(off..off + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Read a big-endian unsigned integer of 1..=8 bytes (reduced-size encoding, RFC 7011 6.2).
+#[inline]
+pub(crate) fn be_uint(b: &[u8]) -> u64 {
+    let mut v = 0u64;
+    for &x in b.iter().take(8) {
+        v = (v << 8) | u64::from(x);
+    }
+    v
+}

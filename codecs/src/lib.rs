@@ -1,0 +1,18 @@
+//! ferroflow-codecs: zero-copy views of NetFlow v5/v9, IPFIX and sFlow v5 datagrams, the
+//! template cache, the information-element registry, the flow record and the JSON encoder.
+//!
+//! Pure: no I/O, threads or logging. Decoders take `&[u8]` and call the caller's closure with
+//! borrowed [`FlowRecord`]s; errors are small `Copy` values that the caller counts.
+#![forbid(unsafe_code)]
+
+pub mod community_id;
+pub mod error;
+pub mod ie;
+pub mod json;
+pub mod netflow5;
+pub mod record;
+pub mod sflow;
+pub mod template;
+
+pub use error::{DecodeError, ErrorKind};
+pub use record::{FlowProtocol, FlowRecord, Raw, RecordKind, SamplingSource, TimeBasis};

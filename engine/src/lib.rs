@@ -1,0 +1,1 @@
+//! ferroflow-engine (see ARCHITECTURE.md).

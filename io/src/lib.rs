@@ -1,0 +1,1 @@
+//! ferroflow-io (see ARCHITECTURE.md).

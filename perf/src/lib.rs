@@ -1,0 +1,1 @@
+//! ferroflow-perf (see ARCHITECTURE.md).

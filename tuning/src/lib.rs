@@ -1,0 +1,1 @@
+//! ferroflow-tuning (see ARCHITECTURE.md).
