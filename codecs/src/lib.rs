@@ -6,13 +6,19 @@
 #![forbid(unsafe_code)]
 
 pub mod community_id;
+pub mod decoder;
+pub mod encode;
 pub mod error;
 pub mod ie;
 pub mod json;
 pub mod netflow5;
+pub mod packet;
 pub mod record;
 pub mod sflow;
+pub mod stats;
 pub mod template;
 
 pub use error::{DecodeError, ErrorKind};
 pub use record::{FlowProtocol, FlowRecord, Raw, RecordKind, SamplingSource, TimeBasis};
+pub use decoder::{Decoder, DecoderConfig};
+pub use stats::DecodeStats;
