@@ -55,7 +55,11 @@ pub fn v1(
     if proto == 1 || proto == 58 {
         if let (Some(t), Some(c)) = (icmp_type, icmp_code) {
             sp = u16::from(t);
-            let peer = if proto == 1 { icmp4_peer(t) } else { icmp6_peer(t) };
+            let peer = if proto == 1 {
+                icmp4_peer(t)
+            } else {
+                icmp6_peer(t)
+            };
             match peer {
                 Some(p) => dp = u16::from(p),
                 None => {
@@ -65,11 +69,15 @@ pub fn v1(
             }
         }
     }
-    let (mut ab, mut bb, len) = ([0u8; 16], [0u8; 16], match (src, dst) {
-        (IpAddr::V4(_), IpAddr::V4(_)) => 4,
-        (IpAddr::V6(_), IpAddr::V6(_)) => 16,
-        _ => return 0,
-    });
+    let (mut ab, mut bb, len) = (
+        [0u8; 16],
+        [0u8; 16],
+        match (src, dst) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => 4,
+            (IpAddr::V6(_), IpAddr::V6(_)) => 16,
+            _ => return 0,
+        },
+    );
     match (src, dst) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             ab[..4].copy_from_slice(&a.octets());
@@ -101,12 +109,24 @@ fn base64(input: &[u8; 20], out: &mut [u8]) -> usize {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut n = 0;
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out[n] = A[(v >> 18) as usize & 63];
         out[n + 1] = A[(v >> 12) as usize & 63];
-        out[n + 2] = if chunk.len() > 1 { A[(v >> 6) as usize & 63] } else { b'=' };
-        out[n + 3] = if chunk.len() > 2 { A[v as usize & 63] } else { b'=' };
+        out[n + 2] = if chunk.len() > 1 {
+            A[(v >> 6) as usize & 63]
+        } else {
+            b'='
+        };
+        out[n + 3] = if chunk.len() > 2 {
+            A[v as usize & 63]
+        } else {
+            b'='
+        };
         n += 4;
     }
     n
@@ -118,14 +138,29 @@ mod tests {
 
     fn id(s: &str, d: &str, sp: u16, dp: u16, p: u8) -> String {
         let mut out = [0u8; 33];
-        let n = v1(s.parse().unwrap(), d.parse().unwrap(), Some(sp), Some(dp), p, None, None, &mut out);
+        let n = v1(
+            s.parse().unwrap(),
+            d.parse().unwrap(),
+            Some(sp),
+            Some(dp),
+            p,
+            None,
+            None,
+            &mut out,
+        );
         String::from_utf8(out[..n].to_vec()).unwrap()
     }
 
     // Test vectors from the community-id-spec baseline (tcp / udp, seed 0).
     #[test]
     fn spec_vectors() {
-        assert_eq!(id("128.232.110.120", "66.35.250.204", 34855, 80, 6), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
-        assert_eq!(id("66.35.250.204", "128.232.110.120", 80, 34855, 6), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+        assert_eq!(
+            id("128.232.110.120", "66.35.250.204", 34855, 80, 6),
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+        );
+        assert_eq!(
+            id("66.35.250.204", "128.232.110.120", 80, 34855, 6),
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+        );
     }
 }

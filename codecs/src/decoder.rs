@@ -1,11 +1,18 @@
 //! The stateful decoder: recognises the protocol by its version field, keeps per-exporter
 //! template, sampling and held-data state, and calls the caller for every record.
-//! (placeholder API: being written)
+//!
+//! State is keyed by the exporter's IP address (not its port: exporters change source ports
+//! on restart), then by (version, observation domain / source id, template id).
 
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 
-use crate::record::FlowRecord;
+use crate::error::{be16, be32, DecodeError};
+use crate::record::{FlowProtocol, FlowRecord, Raw, SamplingSource, TimeBasis};
+use crate::set::Set;
 use crate::stats::DecodeStats;
+use crate::template::{self, OptionValues, Template, WireField};
+use crate::{ipfix, netflow5, netflow9, sflow};
 
 /// Bounds and switches of a [`Decoder`].
 #[derive(Debug, Clone)]
@@ -14,15 +21,15 @@ pub struct DecoderConfig {
     pub scale_sampling: bool,
     /// Templates not refreshed for this long are forgotten (0: never).
     pub template_timeout_ms: u64,
-    /// Templates kept per exporter; the oldest is evicted beyond this.
+    /// Templates kept per exporter; the least recently refreshed is evicted beyond this.
     pub max_templates_per_exporter: usize,
     /// Exporters tracked; the least recently seen is evicted beyond this.
     pub max_exporters: usize,
-    /// Bytes of data sets held per exporter while their template is unknown.
+    /// Bytes of data sets held per exporter while their template is unknown (0: hold nothing).
     pub max_held_bytes_per_exporter: usize,
     /// Bytes held in total across exporters.
     pub max_held_bytes_total: usize,
-    /// How long a held data set waits for its template.
+    /// How long a held data set waits for its template (0: until evicted by the byte bounds).
     pub max_hold_ms: u64,
 }
 
@@ -40,35 +47,1159 @@ impl Default for DecoderConfig {
     }
 }
 
+/// (version, domain, template id)
+type TKey = (u16, u32, u16);
+/// (version, domain)
+type DKey = (u16, u32);
+
+#[derive(Debug, Clone, Copy)]
+struct Header {
+    version: u16,
+    export_ns: u64,
+    /// v9 only
+    uptime_ms: Option<u32>,
+    sequence: u32,
+    domain: u32,
+}
+
+#[derive(Debug)]
+struct TemplateEntry {
+    tpl: Template,
+    refreshed_ns: u64,
+}
+
+#[derive(Debug)]
+struct Held {
+    tid: u16,
+    hdr: Header,
+    exporter: SocketAddr,
+    received_ns: u64,
+    body: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct ExporterState {
+    last_seen_ns: u64,
+    templates: HashMap<TKey, TemplateEntry>,
+    /// sampler / selector id (None: options record without one) -> rate
+    sampling: HashMap<DKey, Vec<(Option<u64>, u32)>>,
+    system_init_ms: HashMap<DKey, u64>,
+    held: VecDeque<Held>,
+    held_bytes: usize,
+    /// next expected sequence number per (protocol tag, domain)
+    next_seq: HashMap<DKey, u32>,
+}
+
+/// A template as kept in the store (for persistence across restarts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTemplate {
+    pub exporter: IpAddr,
+    pub version: u16,
+    pub domain: u32,
+    pub template_id: u16,
+    pub is_options: bool,
+    pub fields: Vec<WireField>,
+}
+
 /// Decodes datagrams of every protocol, with state per exporter.
 #[derive(Debug, Default)]
 pub struct Decoder {
     cfg: DecoderConfig,
     stats: DecodeStats,
+    exporters: HashMap<IpAddr, ExporterState>,
+    held_bytes_total: usize,
+    fields_buf: Vec<WireField>,
+    new_keys: Vec<TKey>,
 }
 
 impl Decoder {
     pub fn new(cfg: DecoderConfig) -> Self {
         Decoder {
             cfg,
-            stats: DecodeStats::default(),
+            ..Default::default()
         }
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+
+    /// Number of exporters with state.
+    pub fn exporters(&self) -> usize {
+        self.exporters.len()
+    }
+
+    /// Data sets still held for a template that has not arrived.
+    pub fn held_sets_pending(&self) -> usize {
+        self.exporters.values().map(|e| e.held.len()).sum()
+    }
+
+    /// Bytes held in total.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes_total
+    }
+
+    /// Templates known, across exporters.
+    pub fn templates(&self) -> usize {
+        self.exporters.values().map(|e| e.templates.len()).sum()
     }
 
     /// Decode one datagram from `exporter` received at `now_ns` (ns since the epoch), calling
     /// `f` for each record, including held records that this datagram's templates released.
-    /// Errors are counted in [`Decoder::stats`]; nothing here panics on bad input.
+    /// Errors are counted in [`Decoder::stats`] and returned (the last one) for logging;
+    /// nothing here panics on bad input.
     pub fn decode(
         &mut self,
         exporter: SocketAddr,
         now_ns: u64,
         payload: &[u8],
         f: &mut dyn FnMut(&FlowRecord<'_>),
-    ) {
-        let _ = (&self.cfg, exporter, now_ns, payload, f);
+    ) -> Result<(), DecodeError> {
+        let r = if be32(payload, 0) == Some(5) {
+            self.stats.datagrams[FlowProtocol::Sflow5.index()] += 1;
+            self.decode_sflow(exporter, now_ns, payload, f)
+        } else {
+            match be16(payload, 0) {
+                Some(5) => {
+                    self.stats.datagrams[FlowProtocol::NetflowV5.index()] += 1;
+                    self.decode_v5(exporter, now_ns, payload, f)
+                }
+                Some(9) => {
+                    self.stats.datagrams[FlowProtocol::NetflowV9.index()] += 1;
+                    self.decode_templated(exporter, now_ns, payload, 9, f)
+                }
+                Some(10) => {
+                    self.stats.datagrams[FlowProtocol::Ipfix.index()] += 1;
+                    self.decode_templated(exporter, now_ns, payload, 10, f)
+                }
+                Some(v) => Err(DecodeError::UnsupportedVersion {
+                    version: u32::from(v),
+                }),
+                None => Err(DecodeError::truncated("version", 0, 2, payload.len())),
+            }
+        };
+        if let Err(e) = r {
+            self.stats.error(e);
+        }
+        r
     }
 
-    pub fn stats(&self) -> &DecodeStats {
-        &self.stats
+    fn state(&mut self, ip: IpAddr, now_ns: u64) -> &mut ExporterState {
+        if !self.exporters.contains_key(&ip)
+            && self.exporters.len() >= self.cfg.max_exporters.max(1)
+        {
+            // evict the least recently seen exporter
+            if let Some(old) = self
+                .exporters
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen_ns)
+                .map(|(k, _)| *k)
+            {
+                if let Some(s) = self.exporters.remove(&old) {
+                    self.held_bytes_total -= s.held_bytes;
+                    self.stats.held_sets_dropped += s.held.len() as u64;
+                    self.stats.templates_evicted += s.templates.len() as u64;
+                }
+                self.stats.exporters_evicted += 1;
+            }
+        }
+        let st = self.exporters.entry(ip).or_default();
+        st.last_seen_ns = st.last_seen_ns.max(now_ns);
+        st
+    }
+
+    fn seq_gap(stats: &mut DecodeStats, st: &mut ExporterState, key: DKey, seq: u32, advance: u32) {
+        if let Some(&expected) = st.next_seq.get(&key) {
+            let diff = seq.wrapping_sub(expected);
+            // ahead by a plausible amount: lost; behind or far off: reordering or a restart
+            if diff != 0 && diff < 1_000_000 {
+                stats.sequence_gaps += u64::from(diff);
+            }
+        }
+        st.next_seq.insert(key, seq.wrapping_add(advance));
+    }
+
+    fn emit(
+        stats: &mut DecodeStats,
+        scale: bool,
+        rec: &mut FlowRecord<'_>,
+        f: &mut dyn FnMut(&FlowRecord<'_>),
+    ) {
+        if scale {
+            rec.scale_by_sampling();
+        }
+        match rec.kind {
+            crate::record::RecordKind::Flow => stats.records[rec.protocol.index()] += 1,
+            crate::record::RecordKind::Counters => stats.counter_samples += 1,
+        }
+        f(rec);
+    }
+
+    fn decode_v5(
+        &mut self,
+        exporter: SocketAddr,
+        now_ns: u64,
+        payload: &[u8],
+        f: &mut dyn FnMut(&FlowRecord<'_>),
+    ) -> Result<(), DecodeError> {
+        let p = netflow5::Packet::new_checked(payload)?;
+        let scale = self.cfg.scale_sampling;
+        {
+            let (seq, count, dom) = (
+                p.flow_sequence(),
+                p.count(),
+                u32::from(p.engine_type()) << 8 | u32::from(p.engine_id()),
+            );
+            let st = self.state(exporter.ip(), now_ns);
+            let mut gaps = DecodeStats::default();
+            Self::seq_gap(&mut gaps, st, (5, dom), seq, u32::from(count));
+            self.stats.sequence_gaps += gaps.sequence_gaps;
+        }
+        let stats = &mut self.stats;
+        netflow5::decode(exporter, payload, &mut |r| {
+            let mut r = *r;
+            Self::emit(stats, scale, &mut r, f);
+        })
+        .map(|_| ())
+    }
+
+    fn decode_sflow(
+        &mut self,
+        exporter: SocketAddr,
+        now_ns: u64,
+        payload: &[u8],
+        f: &mut dyn FnMut(&FlowRecord<'_>),
+    ) -> Result<(), DecodeError> {
+        let dg = sflow::Datagram::new_checked(payload)?;
+        {
+            let (seq, sub) = (dg.sequence_number(), dg.sub_agent_id());
+            let st = self.state(exporter.ip(), now_ns);
+            let mut gaps = DecodeStats::default();
+            Self::seq_gap(&mut gaps, st, (5 << 8, sub), seq, 1);
+            self.stats.sequence_gaps += gaps.sequence_gaps;
+        }
+        let scale = self.cfg.scale_sampling;
+        let mut counts = DecodeStats::default();
+        let mut errs = DecodeStats::default();
+        let r = sflow::decode(exporter, payload, &mut errs, &mut |r| {
+            let mut r = *r;
+            Self::emit(&mut counts, scale, &mut r, f);
+        });
+        self.stats.merge(&errs);
+        self.stats.records[FlowProtocol::Sflow5.index()] +=
+            counts.records[FlowProtocol::Sflow5.index()];
+        self.stats.counter_samples += counts.counter_samples;
+        r
+    }
+
+    fn decode_templated(
+        &mut self,
+        exporter: SocketAddr,
+        now_ns: u64,
+        payload: &[u8],
+        version: u16,
+        f: &mut dyn FnMut(&FlowRecord<'_>),
+    ) -> Result<(), DecodeError> {
+        let (hdr, body, base) = if version == 9 {
+            let p = netflow9::Packet::new_checked(payload)?;
+            (
+                Header {
+                    version,
+                    export_ns: u64::from(p.unix_secs()) * 1_000_000_000,
+                    uptime_ms: Some(p.sys_uptime_ms()),
+                    sequence: p.sequence(),
+                    domain: p.source_id(),
+                },
+                &payload[netflow9::HEADER_LEN..],
+                netflow9::HEADER_LEN,
+            )
+        } else {
+            let m = ipfix::Message::new_checked(payload)?;
+            (
+                Header {
+                    version,
+                    export_ns: u64::from(m.export_time()) * 1_000_000_000,
+                    uptime_ms: None,
+                    sequence: m.sequence(),
+                    domain: m.observation_domain(),
+                },
+                &payload[ipfix::HEADER_LEN..usize::from(m.length())],
+                ipfix::HEADER_LEN,
+            )
+        };
+        let (tset, oset) = if version == 9 {
+            (netflow9::TEMPLATE_SET, netflow9::OPTIONS_TEMPLATE_SET)
+        } else {
+            (ipfix::TEMPLATE_SET, ipfix::OPTIONS_TEMPLATE_SET)
+        };
+        self.state(exporter.ip(), now_ns);
+        let Decoder {
+            cfg,
+            stats,
+            exporters,
+            held_bytes_total,
+            fields_buf,
+            new_keys,
+        } = self;
+        let st = exporters
+            .get_mut(&exporter.ip())
+            .expect("state created above");
+        let mut last_err = None;
+
+        // expire held data and stale templates of this exporter
+        if cfg.max_hold_ms > 0 {
+            while let Some(h) = st.held.front() {
+                if h.received_ns.saturating_add(cfg.max_hold_ms * 1_000_000) >= now_ns {
+                    break;
+                }
+                let h = st.held.pop_front().expect("front exists");
+                st.held_bytes -= h.body.len();
+                *held_bytes_total -= h.body.len();
+                stats.held_sets_dropped += 1;
+            }
+        }
+
+        // pass 1: templates
+        new_keys.clear();
+        for set in crate::set::Sets::new(body, base) {
+            let set = match set {
+                Ok(s) => s,
+                Err(e) => {
+                    stats.error(e);
+                    last_err = Some(e);
+                    break;
+                }
+            };
+            if set.id != tset && set.id != oset {
+                continue;
+            }
+            let options = set.id == oset;
+            let r = template::parse_template_set(
+                version,
+                options,
+                set.body,
+                set.offset + 4,
+                fields_buf,
+                &mut |tid, fields, wire| {
+                    if fields.is_empty() {
+                        // IPFIX withdrawal: one template, or all of the set's kind (tid == set id)
+                        if tid == tset || tid == oset {
+                            let before = st.templates.len();
+                            st.templates.retain(|k, e| {
+                                !(k.0 == version
+                                    && k.1 == hdr.domain
+                                    && e.tpl.is_options == options)
+                            });
+                            stats.template_withdrawals += (before - st.templates.len()) as u64;
+                        } else if st.templates.remove(&(version, hdr.domain, tid)).is_some() {
+                            stats.template_withdrawals += 1;
+                        }
+                        return;
+                    }
+                    match Template::compile(version, tid, options, fields, wire) {
+                        Ok(tpl) => {
+                            let key = (version, hdr.domain, tid);
+                            stats.templates += 1;
+                            if let Some(e) = st.templates.get_mut(&key) {
+                                e.refreshed_ns = now_ns;
+                                if e.tpl.wire != tpl.wire {
+                                    e.tpl = tpl;
+                                }
+                            } else {
+                                if st.templates.len() >= cfg.max_templates_per_exporter.max(1) {
+                                    if let Some(old) = st
+                                        .templates
+                                        .iter()
+                                        .min_by_key(|(_, e)| e.refreshed_ns)
+                                        .map(|(k, _)| *k)
+                                    {
+                                        st.templates.remove(&old);
+                                        stats.templates_evicted += 1;
+                                    }
+                                }
+                                st.templates.insert(
+                                    key,
+                                    TemplateEntry {
+                                        tpl,
+                                        refreshed_ns: now_ns,
+                                    },
+                                );
+                            }
+                            new_keys.push(key);
+                        }
+                        Err(e) => stats.error(e),
+                    }
+                },
+            );
+            if let Err(e) = r {
+                stats.error(e);
+                last_err = Some(e);
+            }
+        }
+
+        // pass 2: options data of this datagram (sampling tables, systemInitTime)
+        let mut data_records: u32 = 0;
+        let mut missed = false;
+        for set in crate::set::Sets::new(body, base).flatten() {
+            if set.id < 256 {
+                continue;
+            }
+            let key = (version, hdr.domain, set.id);
+            if st
+                .templates
+                .get(&key)
+                .is_some_and(|e| expired(e, now_ns, cfg.template_timeout_ms))
+            {
+                st.templates.remove(&key);
+                stats.templates_evicted += 1;
+                continue;
+            }
+            if let Some(e) = st.templates.get(&key) {
+                if e.tpl.is_options {
+                    data_records += consume_options(
+                        &mut st.sampling,
+                        &mut st.system_init_ms,
+                        key,
+                        &e.tpl,
+                        set.body,
+                        stats,
+                    );
+                }
+            }
+        }
+
+        // held data whose template arrived in this datagram: options first, then flows
+        if !new_keys.is_empty() && !st.held.is_empty() {
+            for want_options in [true, false] {
+                let mut i = 0;
+                while i < st.held.len() {
+                    let h = &st.held[i];
+                    let key = (h.hdr.version, h.hdr.domain, h.tid);
+                    let matches = new_keys.contains(&key)
+                        && st.templates.get(&key).map(|e| e.tpl.is_options) == Some(want_options);
+                    if !matches {
+                        i += 1;
+                        continue;
+                    }
+                    let h = st.held.remove(i).expect("index in range");
+                    st.held_bytes -= h.body.len();
+                    *held_bytes_total -= h.body.len();
+                    stats.held_sets_released += 1;
+                    let tpl = &st.templates[&key].tpl;
+                    if want_options {
+                        consume_options(
+                            &mut st.sampling,
+                            &mut st.system_init_ms,
+                            key,
+                            tpl,
+                            &h.body,
+                            stats,
+                        );
+                    } else {
+                        emit_data(
+                            tpl,
+                            &h.body,
+                            &h.hdr,
+                            h.exporter,
+                            &st.sampling,
+                            &st.system_init_ms,
+                            cfg,
+                            stats,
+                            f,
+                        );
+                    }
+                }
+            }
+        }
+
+        // pass 3: flow data
+        for set in crate::set::Sets::new(body, base).flatten() {
+            if set.id < 256 {
+                continue;
+            }
+            let key = (version, hdr.domain, set.id);
+            match st.templates.get(&key) {
+                Some(e) if !expired(e, now_ns, cfg.template_timeout_ms) => {
+                    if !e.tpl.is_options {
+                        data_records += emit_data(
+                            &e.tpl,
+                            set.body,
+                            &hdr,
+                            exporter,
+                            &st.sampling,
+                            &st.system_init_ms,
+                            cfg,
+                            stats,
+                            f,
+                        );
+                    }
+                }
+                _ => {
+                    missed = true;
+                    stats.template_misses += 1;
+                    hold(st, held_bytes_total, cfg, stats, set, hdr, exporter, now_ns);
+                }
+            }
+        }
+
+        let seq_key = (version, hdr.domain);
+        if missed && version == 10 {
+            // IPFIX counts data records: a held set's count is unknown until its template comes
+            st.next_seq.remove(&seq_key);
+        } else {
+            let advance = if version == 9 { 1 } else { data_records };
+            let mut gaps = DecodeStats::default();
+            Self::seq_gap(&mut gaps, st, seq_key, hdr.sequence, advance);
+            stats.sequence_gaps += gaps.sequence_gaps;
+        }
+        match last_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Drop held data older than `max_hold_ms` and templates older than the timeout, across
+    /// all exporters. Call it periodically (the collector does once a second).
+    pub fn expire(&mut self, now_ns: u64) {
+        let cfg = &self.cfg;
+        for st in self.exporters.values_mut() {
+            if cfg.max_hold_ms > 0 {
+                while let Some(h) = st.held.front() {
+                    if h.received_ns.saturating_add(cfg.max_hold_ms * 1_000_000) >= now_ns {
+                        break;
+                    }
+                    let h = st.held.pop_front().expect("front exists");
+                    st.held_bytes -= h.body.len();
+                    self.held_bytes_total -= h.body.len();
+                    self.stats.held_sets_dropped += 1;
+                }
+            }
+            if cfg.template_timeout_ms > 0 {
+                let before = st.templates.len();
+                st.templates
+                    .retain(|_, e| !expired(e, now_ns, cfg.template_timeout_ms));
+                self.stats.templates_evicted += (before - st.templates.len()) as u64;
+            }
+        }
+    }
+
+    /// Every template known, for the persisted template store.
+    pub fn export_templates(&self) -> Vec<StoredTemplate> {
+        let mut out = Vec::new();
+        for (ip, st) in &self.exporters {
+            for (k, e) in &st.templates {
+                out.push(StoredTemplate {
+                    exporter: *ip,
+                    version: k.0,
+                    domain: k.1,
+                    template_id: k.2,
+                    is_options: e.tpl.is_options,
+                    fields: e
+                        .tpl
+                        .fields
+                        .iter()
+                        .map(|s| WireField {
+                            id: s.id,
+                            enterprise: s.enterprise,
+                            len: s.len,
+                            scope: s.scope,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        out.sort_by_key(|t| (t.exporter, t.version, t.domain, t.template_id));
+        out
+    }
+
+    /// Load templates from the persisted store (as if received at `now_ns`).
+    pub fn import_templates(&mut self, templates: &[StoredTemplate], now_ns: u64) -> usize {
+        let mut n = 0;
+        for t in templates {
+            if let Ok(tpl) =
+                Template::compile(t.version, t.template_id, t.is_options, &t.fields, &[])
+            {
+                let st = self.state(t.exporter, now_ns);
+                st.templates.insert(
+                    (t.version, t.domain, t.template_id),
+                    TemplateEntry {
+                        tpl,
+                        refreshed_ns: now_ns,
+                    },
+                );
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Sampling state for persistence: (exporter, version, domain, sampler id, rate).
+    pub fn export_sampling(&self) -> Vec<(IpAddr, u16, u32, Option<u64>, u32)> {
+        let mut out = Vec::new();
+        for (ip, st) in &self.exporters {
+            for (k, v) in &st.sampling {
+                for &(sid, rate) in v {
+                    out.push((*ip, k.0, k.1, sid, rate));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Load sampling state saved by [`Decoder::export_sampling`].
+    pub fn import_sampling(
+        &mut self,
+        entries: &[(IpAddr, u16, u32, Option<u64>, u32)],
+        now_ns: u64,
+    ) {
+        for &(ip, v, d, sid, rate) in entries {
+            let st = self.state(ip, now_ns);
+            set_rate(st.sampling.entry((v, d)).or_default(), sid, rate);
+        }
+    }
+}
+
+#[inline]
+fn expired(e: &TemplateEntry, now_ns: u64, timeout_ms: u64) -> bool {
+    timeout_ms > 0
+        && now_ns
+            > e.refreshed_ns
+                .saturating_add(timeout_ms.saturating_mul(1_000_000))
+}
+
+fn set_rate(table: &mut Vec<(Option<u64>, u32)>, sid: Option<u64>, rate: u32) {
+    if let Some(e) = table.iter_mut().find(|(s, _)| *s == sid) {
+        e.1 = rate;
+    } else if table.len() < 4096 {
+        table.push((sid, rate));
+    }
+}
+
+fn apply_options(
+    sampling: &mut HashMap<DKey, Vec<(Option<u64>, u32)>>,
+    sysinit: &mut HashMap<DKey, u64>,
+    dkey: DKey,
+    o: &OptionValues,
+) {
+    if let Some(rate) = o.rate() {
+        set_rate(
+            sampling.entry(dkey).or_default(),
+            o.sampler_id,
+            rate.min(u64::from(u32::MAX)) as u32,
+        );
+    }
+    if let Some(t) = o.system_init_ms {
+        sysinit.insert(dkey, t);
+    }
+}
+
+/// Consume the options records of a set: returns how many there were.
+fn consume_options(
+    sampling: &mut HashMap<DKey, Vec<(Option<u64>, u32)>>,
+    sysinit: &mut HashMap<DKey, u64>,
+    key: TKey,
+    tpl: &Template,
+    body: &[u8],
+    stats: &mut DecodeStats,
+) -> u32 {
+    let mut n = 0;
+    for r in tpl.records(body) {
+        match r {
+            Ok(data) => {
+                let o = template::read_options(tpl, data);
+                apply_options(sampling, sysinit, (key.0, key.1), &o);
+                stats.options_records += 1;
+                n += 1;
+            }
+            Err(e) => stats.error(e),
+        }
+    }
+    n
+}
+
+#[allow(clippy::too_many_arguments)]
+fn hold(
+    st: &mut ExporterState,
+    held_total: &mut usize,
+    cfg: &DecoderConfig,
+    stats: &mut DecodeStats,
+    set: Set<'_>,
+    hdr: Header,
+    exporter: SocketAddr,
+    now_ns: u64,
+) {
+    let len = set.body.len();
+    if len > cfg.max_held_bytes_per_exporter || len > cfg.max_held_bytes_total {
+        stats.held_sets_dropped += 1;
+        return;
+    }
+    // make room: oldest first, this exporter's bound, then the global bound (this exporter's
+    // oldest; other exporters' data is evicted by their own traffic or `expire`)
+    while st.held_bytes + len > cfg.max_held_bytes_per_exporter
+        || (*held_total + len > cfg.max_held_bytes_total && !st.held.is_empty())
+    {
+        let Some(old) = st.held.pop_front() else {
+            break;
+        };
+        st.held_bytes -= old.body.len();
+        *held_total -= old.body.len();
+        stats.held_sets_dropped += 1;
+    }
+    if *held_total + len > cfg.max_held_bytes_total {
+        stats.held_sets_dropped += 1;
+        return;
+    }
+    st.held_bytes += len;
+    *held_total += len;
+    stats.held_sets += 1;
+    st.held.push_back(Held {
+        tid: set.id,
+        hdr,
+        exporter,
+        received_ns: now_ns,
+        body: set.body.to_vec(),
+    });
+}
+
+/// Decode the flow records of one data set; returns how many records it held.
+#[allow(clippy::too_many_arguments)]
+fn emit_data(
+    tpl: &Template,
+    body: &[u8],
+    hdr: &Header,
+    exporter: SocketAddr,
+    sampling: &HashMap<DKey, Vec<(Option<u64>, u32)>>,
+    sysinit: &HashMap<DKey, u64>,
+    cfg: &DecoderConfig,
+    stats: &mut DecodeStats,
+    f: &mut dyn FnMut(&FlowRecord<'_>),
+) -> u32 {
+    let proto = if hdr.version == 9 {
+        FlowProtocol::NetflowV9
+    } else {
+        FlowProtocol::Ipfix
+    };
+    let dkey = (hdr.version, hdr.domain);
+    let table = sampling.get(&dkey);
+    let init_ms = sysinit.get(&dkey).copied();
+    let mut n = 0;
+    for r in tpl.records(body) {
+        let data = match r {
+            Ok(d) => d,
+            Err(e) => {
+                stats.error(e);
+                break;
+            }
+        };
+        n += 1;
+        let mut rec = FlowRecord::new(proto, exporter);
+        rec.export_time_ns = Some(hdr.export_ns);
+        rec.sequence = Some(hdr.sequence);
+        rec.domain = Some(hdr.domain);
+        rec.template_id = Some(tpl.id);
+        let (t, o) = template::fill_record(tpl, data, &mut rec);
+
+        // times
+        let uptime_base: Option<i128> = match hdr.uptime_ms {
+            Some(up) => Some(i128::from(hdr.export_ns) - i128::from(up) * 1_000_000),
+            None => init_ms.map(|ms| i128::from(ms) * 1_000_000),
+        };
+        let from_uptime = |ms: Option<u64>| -> Option<u64> {
+            let b = uptime_base?;
+            Some((b + i128::from(ms?) * 1_000_000).max(0) as u64)
+        };
+        let from_delta = |us: Option<u64>| -> Option<u64> {
+            Some(hdr.export_ns.saturating_sub(us?.saturating_mul(1000)))
+        };
+        if t.start_abs_ns.is_some() || t.end_abs_ns.is_some() {
+            rec.start_ns = t.start_abs_ns;
+            rec.end_ns = t.end_abs_ns;
+            rec.time_basis = Some(TimeBasis::Absolute);
+        } else if t.start_uptime_ms.is_some() || t.end_uptime_ms.is_some() {
+            if uptime_base.is_some() {
+                rec.start_ns = from_uptime(t.start_uptime_ms);
+                rec.end_ns = from_uptime(t.end_uptime_ms);
+                rec.time_basis = Some(TimeBasis::Uptime);
+            } else {
+                rec.start_uptime_ms = t.start_uptime_ms;
+                rec.end_uptime_ms = t.end_uptime_ms;
+                rec.time_basis = Some(TimeBasis::UptimeUnresolved);
+            }
+        } else if t.start_delta_us.is_some() || t.end_delta_us.is_some() {
+            rec.start_ns = from_delta(t.start_delta_us);
+            rec.end_ns = from_delta(t.end_delta_us);
+            rec.time_basis = Some(TimeBasis::Absolute);
+        }
+
+        // sampling: in the record, else the exporter's options tables
+        if let Some(rate) = o.rate() {
+            rec.sampling_rate = Some(rate.min(u64::from(u32::MAX)) as u32);
+            rec.sampling_source = Some(SamplingSource::Record);
+        } else if let Some(table) = table {
+            let sid = o.sampler_id;
+            rec.sampler_id = sid;
+            let found = sid
+                .and_then(|s| table.iter().find(|(k, _)| *k == Some(s)))
+                .or_else(|| table.iter().find(|(k, _)| k.is_none()))
+                .or_else(|| {
+                    if table.len() == 1 && sid.is_none() {
+                        table.first()
+                    } else {
+                        None
+                    }
+                });
+            if let Some(&(_, rate)) = found {
+                rec.sampling_rate = Some(rate);
+                rec.sampling_source = Some(SamplingSource::Options);
+            }
+        } else {
+            rec.sampler_id = o.sampler_id;
+        }
+        rec.raw = Raw::Template {
+            template: tpl,
+            data,
+        };
+        Decoder::emit(stats, cfg.scale_sampling, &mut rec, f);
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RecordKind;
+
+    const EXP: &str = "192.0.2.10:4739";
+
+    /// IPFIX message from sets.
+    fn ipfix(seq: u32, domain: u32, sets: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut b = vec![0, 10, 0, 0];
+        b.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+        b.extend_from_slice(&seq.to_be_bytes());
+        b.extend_from_slice(&domain.to_be_bytes());
+        for (id, body) in sets {
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+            b.extend_from_slice(body);
+        }
+        let len = b.len() as u16;
+        b[2..4].copy_from_slice(&len.to_be_bytes());
+        b
+    }
+
+    fn v9(seq: u32, source_id: u32, sets: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let mut b = vec![0, 9, 0, sets.len() as u8];
+        b.extend_from_slice(&60_000u32.to_be_bytes()); // uptime 60 s
+        b.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+        b.extend_from_slice(&seq.to_be_bytes());
+        b.extend_from_slice(&source_id.to_be_bytes());
+        for (id, body) in sets {
+            b.extend_from_slice(&id.to_be_bytes());
+            b.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+            b.extend_from_slice(body);
+        }
+        b
+    }
+
+    fn tpl(id: u16, fields: &[(u16, u16)]) -> Vec<u8> {
+        let mut b = id.to_be_bytes().to_vec();
+        b.extend_from_slice(&(fields.len() as u16).to_be_bytes());
+        for (i, l) in fields {
+            b.extend_from_slice(&i.to_be_bytes());
+            b.extend_from_slice(&l.to_be_bytes());
+        }
+        b
+    }
+
+    /// srcaddr, dstaddr, srcport, dstport, proto, octets(8), packets(4)
+    const FIELDS: &[(u16, u16)] = &[(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 8), (2, 4)];
+
+    fn rec(i: u8) -> Vec<u8> {
+        let mut b = vec![10, 0, 0, i, 10, 0, 1, i, 0x30, 0x39, 0, 80, 6];
+        b.extend_from_slice(&(1000 + u64::from(i)).to_be_bytes());
+        b.extend_from_slice(&10u32.to_be_bytes());
+        b
+    }
+
+    fn run(d: &mut Decoder, pkt: &[u8]) -> (Vec<String>, Result<(), DecodeError>) {
+        let mut out = Vec::new();
+        let r = d.decode(
+            EXP.parse().unwrap(),
+            1_700_000_000_000_000_000,
+            pkt,
+            &mut |r| {
+                out.push(format!(
+                    "{:?} {}->{} {} b={:?} p={:?} rate={:?}/{:?}",
+                    r.kind,
+                    r.src_addr.unwrap(),
+                    r.dst_addr.unwrap(),
+                    r.template_id.unwrap_or(0),
+                    r.bytes,
+                    r.packets,
+                    r.sampling_rate,
+                    r.sampling_source.map(|s| s.as_str())
+                ))
+            },
+        );
+        (out, r)
+    }
+
+    #[test]
+    fn ipfix_template_then_data() {
+        let mut d = Decoder::default();
+        let mut data = rec(1);
+        data.extend(rec(2));
+        let (out, r) = run(&mut d, &ipfix(1, 7, &[(2, tpl(300, FIELDS)), (300, data)]));
+        assert_eq!(r, Ok(()));
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0],
+            "Flow 10.0.0.1->10.0.1.1 300 b=Some(1001) p=Some(10) rate=None/None"
+        );
+        assert_eq!(d.stats().records[FlowProtocol::Ipfix.index()], 2);
+        assert_eq!(d.stats().templates, 1);
+    }
+
+    #[test]
+    fn data_before_template_is_held_and_released() {
+        let mut d = Decoder::default();
+        let (out, _) = run(&mut d, &ipfix(1, 7, &[(300, rec(1))]));
+        assert!(out.is_empty());
+        assert_eq!(d.stats().template_misses, 1);
+        assert_eq!(d.held_sets_pending(), 1);
+        // the template arrives with new data: held record first, then the new one
+        let (out, _) = run(
+            &mut d,
+            &ipfix(2, 7, &[(2, tpl(300, FIELDS)), (300, rec(2))]),
+        );
+        assert_eq!(out.len(), 2);
+        assert!(out[0].contains("10.0.0.1->"), "{out:?}");
+        assert!(out[1].contains("10.0.0.2->"), "{out:?}");
+        assert_eq!(d.stats().held_sets_released, 1);
+        assert_eq!(d.held_sets_pending(), 0);
+        assert_eq!(d.held_bytes(), 0);
+    }
+
+    #[test]
+    fn held_data_is_bounded_per_exporter_and_in_time() {
+        let mut d = Decoder::new(DecoderConfig {
+            max_held_bytes_per_exporter: 64,
+            ..Default::default()
+        });
+        for i in 0..10 {
+            let _ = run(&mut d, &ipfix(i, 7, &[(300 + i as u16, rec(1))]));
+        }
+        assert!(d.held_bytes() <= 64);
+        assert_eq!(d.stats().held_sets, 10);
+        assert!(d.stats().held_sets_dropped >= 7);
+        // expiry in time
+        d.expire(1_700_000_000_000_000_000 + 11 * 60 * 1_000_000_000);
+        assert_eq!(d.held_sets_pending(), 0);
+        assert_eq!(d.held_bytes(), 0);
+    }
+
+    #[test]
+    fn domains_and_withdrawal() {
+        let mut d = Decoder::default();
+        let _ = run(&mut d, &ipfix(1, 7, &[(2, tpl(300, FIELDS))]));
+        // same template id in another domain is unknown
+        let (out, _) = run(&mut d, &ipfix(1, 8, &[(300, rec(1))]));
+        assert!(out.is_empty());
+        // withdrawal of 300 in domain 7 (field count 0)
+        let _ = run(&mut d, &ipfix(2, 7, &[(2, vec![1, 44, 0, 0])]));
+        assert_eq!(d.stats().template_withdrawals, 1);
+        let (out, _) = run(&mut d, &ipfix(3, 7, &[(300, rec(1))]));
+        assert!(out.is_empty());
+        // withdraw all (template id 2)
+        let _ = run(
+            &mut d,
+            &ipfix(4, 7, &[(2, tpl(301, FIELDS)), (2, tpl(302, FIELDS))]),
+        );
+        let _ = run(&mut d, &ipfix(5, 7, &[(2, vec![0, 2, 0, 0])]));
+        assert_eq!(d.stats().template_withdrawals, 3);
+    }
+
+    #[test]
+    fn v9_options_sampling_applies_by_sampler_id() {
+        let mut d = Decoder::default();
+        // options template 256: scope system(1) len 4; sampler id 48 len 1, interval 34 len 4
+        let mut ot = vec![1, 0, 0, 4, 0, 8, 0, 1, 0, 4, 0, 48, 0, 1, 0, 34, 0, 4];
+        ot.extend_from_slice(&[0, 0]); // padding
+        let mut fields = FIELDS.to_vec();
+        fields.push((48, 1));
+        let opt_data = [
+            0, 0, 0, 0, 5, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let opt_data = &opt_data[..9]; // one record: system 0, sampler 5, interval 1000
+        let mut data = rec(1);
+        data.push(5);
+        let (out, r) = run(
+            &mut d,
+            &v9(
+                1,
+                0,
+                &[
+                    (1, ot),
+                    (0, tpl(260, &fields)),
+                    (256, opt_data.to_vec()),
+                    (260, data),
+                ],
+            ),
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!(out, ["Flow 10.0.0.1->10.0.1.1 260 b=Some(1001) p=Some(10) rate=Some(1000)/Some(\"options\")"]);
+        assert_eq!(d.stats().options_records, 1);
+    }
+
+    #[test]
+    fn scale_sampling_switch() {
+        let mut d = Decoder::new(DecoderConfig {
+            scale_sampling: true,
+            ..Default::default()
+        });
+        let mut fields = FIELDS.to_vec();
+        fields.push((34, 2));
+        let mut data = rec(1);
+        data.extend_from_slice(&100u16.to_be_bytes());
+        let (out, _) = run(&mut d, &ipfix(1, 0, &[(2, tpl(300, &fields)), (300, data)]));
+        assert_eq!(out, ["Flow 10.0.0.1->10.0.1.1 300 b=Some(100100) p=Some(1000) rate=Some(100)/Some(\"record\")"]);
+    }
+
+    #[test]
+    fn v9_uptime_times_and_ipfix_system_init() {
+        let mut d = Decoder::default();
+        let mut got = Vec::new();
+        let pkt = v9(
+            1,
+            0,
+            &[
+                (0, tpl(256, &[(8, 4), (12, 4), (22, 4), (21, 4)])),
+                (
+                    256,
+                    vec![1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0xc3, 0x50, 0, 0, 0xea, 0x60],
+                ),
+            ],
+        );
+        let _ = d.decode(EXP.parse().unwrap(), 0, &pkt, &mut |r| {
+            got.push((r.start_ns, r.end_ns, r.time_basis))
+        });
+        // boot = 1_700_000_000 s - 60 s; start = boot + 50 s, end = boot + 60 s
+        assert_eq!(
+            got,
+            [(
+                Some(1_699_999_990_000_000_000),
+                Some(1_700_000_000_000_000_000),
+                Some(TimeBasis::Uptime)
+            )]
+        );
+
+        // IPFIX relative times need systemInitTime (IE 160) from options data
+        let mut d = Decoder::default();
+        let mut got = Vec::new();
+        let t = tpl(256, &[(8, 4), (12, 4), (22, 4), (21, 4)]);
+        let data = vec![1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0x03, 0xe8, 0, 0, 0x07, 0xd0];
+        let pkt = ipfix(1, 0, &[(2, t), (256, data.clone())]);
+        let _ = d.decode(EXP.parse().unwrap(), 0, &pkt, &mut |r| {
+            got.push((r.start_uptime_ms, r.time_basis))
+        });
+        assert_eq!(got, [(Some(1000), Some(TimeBasis::UptimeUnresolved))]);
+        // options template 257: scope 149 (observationDomainId) len 4, 160 len 8
+        let ot = vec![1, 1, 0, 2, 0, 1, 0, 149, 0, 4, 0, 160, 0, 8];
+        let mut od = vec![0, 0, 0, 0];
+        od.extend_from_slice(&1_600_000_000_000u64.to_be_bytes());
+        let pkt = ipfix(2, 0, &[(3, ot), (257, od), (256, data)]);
+        got.clear();
+        let mut starts = Vec::new();
+        let _ = d.decode(EXP.parse().unwrap(), 0, &pkt, &mut |r| {
+            starts.push((r.start_ns, r.end_ns, r.time_basis))
+        });
+        assert_eq!(
+            starts,
+            [(
+                Some(1_600_000_001_000_000_000),
+                Some(1_600_000_002_000_000_000),
+                Some(TimeBasis::Uptime)
+            )]
+        );
+    }
+
+    #[test]
+    fn bad_input_is_counted_never_panics() {
+        let mut d = Decoder::default();
+        for pkt in [
+            &[][..],
+            &[0],
+            &[0, 10, 0, 200],
+            &[0, 9, 0, 1, 2],
+            &[0, 77, 1, 2, 3, 4],
+            &[0, 0, 0, 5, 0],
+        ] {
+            let (out, r) = run(&mut d, pkt);
+            assert!(out.is_empty());
+            assert!(r.is_err());
+        }
+        assert_eq!(d.stats().errors_total(), 6);
+        // a good set after a broken template set still decodes
+        let mut bad_tpl = tpl(300, FIELDS);
+        bad_tpl.truncate(9);
+        let (out, r) = run(
+            &mut d,
+            &ipfix(1, 0, &[(2, tpl(301, FIELDS)), (2, bad_tpl), (301, rec(3))]),
+        );
+        assert!(r.is_err());
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn sequence_gaps_are_counted() {
+        let mut d = Decoder::default();
+        let _ = run(
+            &mut d,
+            &ipfix(10, 0, &[(2, tpl(300, FIELDS)), (300, rec(1))]),
+        );
+        let _ = run(&mut d, &ipfix(11, 0, &[(300, rec(1))]));
+        assert_eq!(d.stats().sequence_gaps, 0);
+        let _ = run(&mut d, &ipfix(15, 0, &[(300, rec(1))]));
+        assert_eq!(d.stats().sequence_gaps, 3);
+    }
+
+    #[test]
+    fn template_store_round_trip() {
+        let mut d = Decoder::default();
+        let _ = run(&mut d, &ipfix(1, 7, &[(2, tpl(300, FIELDS))]));
+        let store = d.export_templates();
+        assert_eq!(store.len(), 1);
+        let mut d2 = Decoder::default();
+        assert_eq!(d2.import_templates(&store, 1_700_000_000_000_000_000), 1);
+        let (out, _) = run(&mut d2, &ipfix(2, 7, &[(300, rec(1))]));
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].split(' ').next(),
+            Some(format!("{:?}", RecordKind::Flow).as_str())
+        );
+    }
+
+    #[test]
+    fn exporters_are_bounded() {
+        let mut d = Decoder::new(DecoderConfig {
+            max_exporters: 3,
+            ..Default::default()
+        });
+        for i in 0..10u8 {
+            let a: SocketAddr = format!("192.0.2.{i}:4739").parse().unwrap();
+            let _ = d.decode(
+                a,
+                u64::from(i),
+                &ipfix(1, 0, &[(2, tpl(300, FIELDS))]),
+                &mut |_| {},
+            );
+        }
+        assert_eq!(d.exporters(), 3);
+        assert_eq!(d.stats().exporters_evicted, 7);
     }
 }

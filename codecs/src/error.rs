@@ -85,7 +85,8 @@ impl ErrorKind {
 /// `None` when fewer than two bytes remain.
 #[inline]
 pub(crate) fn be16(b: &[u8], off: usize) -> Option<u16> {
-    b.get(off..off + 2).map(|s| u16::from_be_bytes([s[0], s[1]]))
+    b.get(off..off + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
 }
 
 #[inline]

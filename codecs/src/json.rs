@@ -311,7 +311,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
 
     // observer: the exporter
     w.begin_object("observer");
-    w.ip("ip", r.agent.unwrap_or(r.exporter.ip()));
+    w.ip("ip", r.exporter.ip());
     if r.in_if.is_some() {
         w.begin_object("ingress");
         w.begin_object("interface");
@@ -329,8 +329,17 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     w.end_object();
 
     if r.kind == RecordKind::Flow {
-        endpoint(&mut w, "source", r.src_addr, r.src_port, r.src_mac, r.src_as);
-        endpoint(&mut w, "destination", r.dst_addr, r.dst_port, r.dst_mac, r.dst_as);
+        endpoint(
+            &mut w, "source", r.src_addr, r.src_port, r.src_mac, r.src_as,
+        );
+        endpoint(
+            &mut w,
+            "destination",
+            r.dst_addr,
+            r.dst_port,
+            r.dst_mac,
+            r.dst_as,
+        );
 
         w.begin_object("network");
         if let Some(p) = r.ip_protocol {
@@ -371,7 +380,16 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         }
         if let (Some(s), Some(d), Some(p)) = (r.src_addr, r.dst_addr, r.ip_protocol) {
             let mut cid = [0u8; 33];
-            let n = crate::community_id::v1(s, d, r.src_port, r.dst_port, p, r.icmp_type, r.icmp_code, &mut cid);
+            let n = crate::community_id::v1(
+                s,
+                d,
+                r.src_port,
+                r.dst_port,
+                p,
+                r.icmp_type,
+                r.icmp_code,
+                &mut cid,
+            );
             w.key("community_id");
             w.buf.push(b'"');
             w.buf.extend_from_slice(&cid[..n]);
@@ -533,9 +551,18 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(t(0), "\"1970-01-01T00:00:00.000000000Z\"");
-        assert_eq!(t(1_254_722_767_526_084_999), "\"2009-10-05T06:06:07.526084999Z\"");
-        assert_eq!(t(951_782_400_000_000_000), "\"2000-02-29T00:00:00.000000000Z\"");
-        assert_eq!(t(4_102_444_799_000_000_000), "\"2099-12-31T23:59:59.000000000Z\"");
+        assert_eq!(
+            t(1_254_722_767_526_084_999),
+            "\"2009-10-05T06:06:07.526084999Z\""
+        );
+        assert_eq!(
+            t(951_782_400_000_000_000),
+            "\"2000-02-29T00:00:00.000000000Z\""
+        );
+        assert_eq!(
+            t(4_102_444_799_000_000_000),
+            "\"2099-12-31T23:59:59.000000000Z\""
+        );
     }
 
     #[test]

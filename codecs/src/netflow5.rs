@@ -31,7 +31,12 @@ impl<'a> Packet<'a> {
     /// Check the header; records are bounded by the datagram length.
     pub fn new_checked(buf: &'a [u8]) -> Result<Self, DecodeError> {
         if buf.len() < HEADER_LEN {
-            return Err(DecodeError::truncated("netflow v5 header", 0, HEADER_LEN, buf.len()));
+            return Err(DecodeError::truncated(
+                "netflow v5 header",
+                0,
+                HEADER_LEN,
+                buf.len(),
+            ));
         }
         let version = be16(buf, field::VERSION).unwrap_or(0);
         if version != 5 {
@@ -92,7 +97,12 @@ impl<'a> Packet<'a> {
     pub fn check_count(&self) -> Result<(), DecodeError> {
         let need = HEADER_LEN + usize::from(self.count()) * RECORD_LEN;
         if need > self.buf.len() {
-            return Err(DecodeError::truncated("netflow v5 records", HEADER_LEN, need, self.buf.len()));
+            return Err(DecodeError::truncated(
+                "netflow v5 records",
+                HEADER_LEN,
+                need,
+                self.buf.len(),
+            ));
         }
         Ok(())
     }
@@ -111,7 +121,12 @@ impl<'a> Record<'a> {
     }
     #[inline]
     fn u32_at(&self, o: usize) -> u32 {
-        u32::from_be_bytes([self.buf[o], self.buf[o + 1], self.buf[o + 2], self.buf[o + 3]])
+        u32::from_be_bytes([
+            self.buf[o],
+            self.buf[o + 1],
+            self.buf[o + 2],
+            self.buf[o + 3],
+        ])
     }
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.u32_at(0))
@@ -319,9 +334,15 @@ mod tests {
 
     #[test]
     fn short_header_and_wrong_version() {
-        assert!(matches!(collect(&[0, 5, 0]).1, Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            collect(&[0, 5, 0]).1,
+            Err(DecodeError::Truncated { .. })
+        ));
         let mut b = packet(1, 1);
         b[1] = 7;
-        assert_eq!(collect(&b).1, Err(DecodeError::UnsupportedVersion { version: 7 }));
+        assert_eq!(
+            collect(&b).1,
+            Err(DecodeError::UnsupportedVersion { version: 7 })
+        );
     }
 }

@@ -1,15 +1,964 @@
-//! Templates (placeholder: being written).
+//! NetFlow v9 / IPFIX templates: parsed from template sets, compiled once into field specs
+//! with a precomputed "setter" per field, then used to read data records in place.
 
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::error::{be16, be32, be_uint, DecodeError};
+use crate::ie::{self, IeType, REVERSE_PEN};
 use crate::json::JsonWriter;
-use crate::record::FlowProtocol;
+use crate::record::{FlowProtocol, FlowRecord};
 
-#[derive(Debug)]
+/// Field length meaning "variable length" (RFC 7011 section 7).
+pub const VARLEN: u16 = 65535;
+
+/// Most fields a template may have: more is treated as hostile.
+pub const MAX_FIELDS: usize = 1024;
+
+/// What a field sets in the record. Decided once, when the template is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setter {
+    None,
+    Bytes,
+    Packets,
+    BytesTotal,
+    PacketsTotal,
+    InitiatorBytes,
+    InitiatorPackets,
+    ResponderBytes,
+    ResponderPackets,
+    ReverseBytes,
+    ReversePackets,
+    ReverseTcpFlags,
+    SrcAddr,
+    DstAddr,
+    SrcPort,
+    DstPort,
+    Protocol,
+    Tos,
+    TcpFlags,
+    InIf,
+    OutIf,
+    SrcAs,
+    DstAs,
+    SrcMask,
+    DstMask,
+    NextHop,
+    BgpNextHop,
+    SrcMac,
+    DstMac,
+    Vlan,
+    Dot1qVlan,
+    IpVersion,
+    Direction,
+    EndReason,
+    IcmpTypeCode,
+    IcmpType,
+    IcmpCode,
+    MplsLabel,
+    StartUptime,
+    EndUptime,
+    StartSeconds,
+    EndSeconds,
+    StartMillis,
+    EndMillis,
+    StartMicros,
+    EndMicros,
+    StartNanos,
+    EndNanos,
+    StartDeltaMicros,
+    EndDeltaMicros,
+    // sampling and options
+    SamplingInterval,
+    SamplingAlgorithm,
+    SamplerId,
+    SamplerRandomInterval,
+    SelectorAlgorithm,
+    SamplingPacketInterval,
+    SamplingPacketSpace,
+    SamplingSize,
+    SamplingPopulation,
+    SystemInitTime,
+}
+
+fn setter_for(version: u16, pen: u32, id: u16, scope: bool) -> Setter {
+    use Setter::*;
+    if scope && version == 9 {
+        return None; // v9 scope types (system, interface, ...) are not IEs
+    }
+    if pen == REVERSE_PEN {
+        return match id {
+            1 => ReverseBytes,
+            2 => ReversePackets,
+            6 => ReverseTcpFlags,
+            _ => None,
+        };
+    }
+    if pen != 0 {
+        return None;
+    }
+    match id {
+        1 => Bytes,
+        2 => Packets,
+        4 => Protocol,
+        5 => Tos,
+        6 => TcpFlags,
+        7 => SrcPort,
+        8 | 27 => SrcAddr,
+        9 | 29 => SrcMask,
+        10 => InIf,
+        11 => DstPort,
+        12 | 28 => DstAddr,
+        13 | 30 => DstMask,
+        14 => OutIf,
+        15 | 62 => NextHop,
+        16 => SrcAs,
+        17 => DstAs,
+        18 | 63 => BgpNextHop,
+        21 => EndUptime,
+        22 => StartUptime,
+        32 | 139 => IcmpTypeCode,
+        34 => SamplingInterval,
+        35 => SamplingAlgorithm,
+        48 | 302 => SamplerId,
+        50 => SamplerRandomInterval,
+        56 => SrcMac,
+        58 => Vlan,
+        60 => IpVersion,
+        61 => Direction,
+        70..=79 => MplsLabel,
+        80 => DstMac,
+        85 => BytesTotal,
+        86 => PacketsTotal,
+        136 => EndReason,
+        150 => StartSeconds,
+        151 => EndSeconds,
+        152 => StartMillis,
+        153 => EndMillis,
+        154 => StartMicros,
+        155 => EndMicros,
+        156 => StartNanos,
+        157 => EndNanos,
+        158 => StartDeltaMicros,
+        159 => EndDeltaMicros,
+        160 => SystemInitTime,
+        176 | 178 => IcmpType,
+        177 | 179 => IcmpCode,
+        231 => InitiatorBytes,
+        232 => ResponderBytes,
+        243 => Dot1qVlan,
+        298 => InitiatorPackets,
+        299 => ResponderPackets,
+        304 => SelectorAlgorithm,
+        305 => SamplingPacketInterval,
+        306 => SamplingPacketSpace,
+        309 => SamplingSize,
+        310 => SamplingPopulation,
+        _ => None,
+    }
+}
+
+/// One compiled field of a template.
+#[derive(Debug, Clone)]
+pub struct FieldSpec {
+    pub id: u16,
+    /// Private enterprise number; 0 for IANA elements and all v9 fields.
+    pub enterprise: u32,
+    /// Wire length, or [`VARLEN`].
+    pub len: u16,
+    pub ty: IeType,
+    pub setter: Setter,
+    /// JSON key under `netflow.` (unique within the template).
+    pub name: Cow<'static, str>,
+    /// Part of the options scope.
+    pub scope: bool,
+}
+
+/// A compiled template or options template.
+#[derive(Debug, Clone)]
 pub struct Template {
     pub id: u16,
+    /// 9 or 10.
+    pub version: u16,
+    pub is_options: bool,
+    pub scope_count: u16,
+    pub fields: Vec<FieldSpec>,
+    /// Record length when every field has a fixed length.
+    pub fixed_len: Option<usize>,
+    /// Smallest possible record (variable-length fields counted as one byte).
+    pub min_len: usize,
+    /// The raw template record as received (for persistence and change detection).
+    pub wire: Vec<u8>,
+}
+
+/// A field as it appears on the wire, before compilation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireField {
+    pub id: u16,
+    pub enterprise: u32,
+    pub len: u16,
+    pub scope: bool,
+}
+
+const V9_SCOPE_NAMES: [&str; 6] = [
+    "scope_unknown",
+    "scope_system",
+    "scope_interface",
+    "scope_line_card",
+    "scope_cache",
+    "scope_template",
+];
+
+fn base_name(version: u16, f: &WireField) -> (Cow<'static, str>, IeType) {
+    if version == 9 && f.scope {
+        let n = V9_SCOPE_NAMES.get(usize::from(f.id)).copied();
+        return match n {
+            Some(n) if f.id != 0 => (Cow::Borrowed(n), IeType::Unsigned64),
+            _ => (Cow::Owned(format!("scope_{}", f.id)), IeType::OctetArray),
+        };
+    }
+    if f.enterprise == REVERSE_PEN {
+        return match ie::iana(f.id) {
+            Some(i) => (Cow::Owned(format!("reverse_{}", i.name)), i.ty),
+            None => (
+                Cow::Owned(format!("reverse_ie_{}", f.id)),
+                IeType::OctetArray,
+            ),
+        };
+    }
+    if f.enterprise != 0 {
+        return match ie::enterprise(f.enterprise, f.id) {
+            Some(i) => (Cow::Borrowed(i.name), i.ty),
+            None => (
+                Cow::Owned(format!("e{}_{}", f.enterprise, f.id)),
+                IeType::OctetArray,
+            ),
+        };
+    }
+    let info = if version == 9 {
+        ie::netflow_v9(f.id)
+    } else {
+        ie::iana(f.id)
+    };
+    match info {
+        Some(i) => (Cow::Borrowed(i.name), i.ty),
+        None if version == 9 => (Cow::Owned(format!("field_{}", f.id)), IeType::OctetArray),
+        None => (Cow::Owned(format!("ie_{}", f.id)), IeType::OctetArray),
+    }
 }
 
 impl Template {
+    /// Compile wire fields into a template. `wire` is kept for persistence.
+    pub fn compile(
+        version: u16,
+        id: u16,
+        is_options: bool,
+        fields: &[WireField],
+        wire: &[u8],
+    ) -> Result<Template, DecodeError> {
+        if fields.len() > MAX_FIELDS {
+            return Err(DecodeError::invalid(
+                "template field count",
+                0,
+                fields.len() as u64,
+            ));
+        }
+        let mut specs: Vec<FieldSpec> = Vec::with_capacity(fields.len());
+        let mut fixed = true;
+        let mut len = 0usize;
+        let mut min_len = 0usize;
+        for f in fields {
+            let (mut name, ty) = base_name(version, f);
+            // duplicate element in one template: suffix _2, _3 ...
+            if specs.iter().any(|s| s.name == name) {
+                let mut n = 2;
+                loop {
+                    let cand = format!("{name}_{n}");
+                    if !specs.iter().any(|s| s.name == cand.as_str()) {
+                        name = Cow::Owned(cand);
+                        break;
+                    }
+                    n += 1;
+                }
+            }
+            if f.len == VARLEN {
+                if version == 9 {
+                    return Err(DecodeError::invalid("v9 field length", 0, u64::from(f.len)));
+                }
+                fixed = false;
+                min_len += 1;
+            } else {
+                len += usize::from(f.len);
+                min_len += usize::from(f.len);
+            }
+            specs.push(FieldSpec {
+                id: f.id,
+                enterprise: f.enterprise,
+                len: f.len,
+                ty,
+                setter: setter_for(version, f.enterprise, f.id, f.scope),
+                name,
+                scope: f.scope,
+            });
+        }
+        if min_len == 0 {
+            return Err(DecodeError::invalid("template record length", 0, 0));
+        }
+        Ok(Template {
+            id,
+            version,
+            is_options,
+            scope_count: fields.iter().filter(|f| f.scope).count() as u16,
+            fields: specs,
+            fixed_len: fixed.then_some(len),
+            min_len,
+            wire: wire.to_vec(),
+        })
+    }
+
+    /// Split a data set body into records. Trailing bytes shorter than the minimal record are
+    /// padding (RFC 7011 3.3.1); a variable-length field that overruns the set is an error and
+    /// ends the iteration.
+    pub fn records<'a>(&'a self, body: &'a [u8]) -> Records<'a> {
+        Records {
+            tpl: self,
+            body,
+            pos: 0,
+            done: false,
+        }
+    }
+
+    /// Visit each field of one record with its value bytes.
+    #[inline]
+    pub fn for_each_field<'d>(&self, data: &'d [u8], mut f: impl FnMut(&FieldSpec, &'d [u8])) {
+        let mut pos = 0usize;
+        for spec in &self.fields {
+            let (start, len) = if spec.len == VARLEN {
+                match varlen_at(data, pos) {
+                    Some((hdr, l)) => (pos + hdr, l),
+                    None => return,
+                }
+            } else {
+                (pos, usize::from(spec.len))
+            };
+            let Some(v) = data.get(start..start + len) else {
+                return;
+            };
+            f(spec, v);
+            pos = start + len;
+        }
+    }
+
+    /// Write the record's elements as the `"netflow":{...}` object.
     pub(crate) fn write_raw_json(&self, data: &[u8], proto: FlowProtocol, w: &mut JsonWriter<'_>) {
-        let _ = (data, proto, w);
+        let _ = proto;
+        w.begin_object("netflow");
+        self.for_each_field(data, |spec, v| {
+            if spec.id == 210 && spec.enterprise == 0 {
+                return; // paddingOctets
+            }
+            write_value(w, &spec.name, spec.ty, v);
+        });
+        w.end_object();
+    }
+}
+
+/// `(header length, value length)` of a variable-length field at `pos`.
+#[inline]
+fn varlen_at(data: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let first = *data.get(pos)?;
+    if first < 255 {
+        Some((1, usize::from(first)))
+    } else {
+        Some((3, usize::from(be16(data, pos + 1)?)))
+    }
+}
+
+/// Iterator over the records of a data set.
+pub struct Records<'a> {
+    tpl: &'a Template,
+    body: &'a [u8],
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<&'a [u8], DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let rest = self.body.len() - self.pos;
+        if rest < self.tpl.min_len {
+            self.done = true;
+            return None;
+        }
+        let len = match self.tpl.fixed_len {
+            Some(l) => l,
+            None => {
+                let mut p = self.pos;
+                for spec in &self.tpl.fields {
+                    if spec.len == VARLEN {
+                        match varlen_at(self.body, p) {
+                            Some((h, l)) => p += h + l,
+                            None => {
+                                p = usize::MAX;
+                                break;
+                            }
+                        }
+                    } else {
+                        p += usize::from(spec.len);
+                    }
+                    if p > self.body.len() {
+                        break;
+                    }
+                }
+                if p > self.body.len() {
+                    self.done = true;
+                    // all-padding tail (zeros) is not an error
+                    if self.body[self.pos..].iter().all(|&b| b == 0) {
+                        return None;
+                    }
+                    return Some(Err(DecodeError::truncated(
+                        "variable-length record",
+                        self.pos,
+                        p.saturating_sub(self.pos).min(u16::MAX as usize),
+                        rest,
+                    )));
+                }
+                p - self.pos
+            }
+        };
+        let rec = &self.body[self.pos..self.pos + len];
+        self.pos += len;
+        Some(Ok(rec))
+    }
+}
+
+fn write_value(w: &mut JsonWriter<'_>, key: &str, ty: IeType, v: &[u8]) {
+    use IeType::*;
+    match ty {
+        Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if v.len() <= 8 => w.u64(key, be_uint(v)),
+        Signed8 | Signed16 | Signed32 | Signed64 if !v.is_empty() && v.len() <= 8 => {
+            let shift = 64 - 8 * v.len() as u32;
+            w.i64(key, ((be_uint(v) << shift) as i64) >> shift)
+        }
+        Boolean if v.len() == 1 => w.bool(key, v[0] == 1),
+        Float32 if v.len() == 4 => w.f64(key, f64::from(f32::from_bits(be32(v, 0).unwrap_or(0)))),
+        Float64 if v.len() == 8 => w.f64(key, f64::from_bits(be_uint(v))),
+        Ipv4Address if v.len() == 4 => w.ip(key, IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
+        Ipv6Address if v.len() == 16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(v);
+            w.ip(key, IpAddr::V6(Ipv6Addr::from(a)))
+        }
+        MacAddress if v.len() == 6 => {
+            let mut m = [0u8; 6];
+            m.copy_from_slice(v);
+            w.mac(key, &m)
+        }
+        String => w.str_bytes(key, v),
+        DateTimeSeconds if v.len() == 4 => w.time_ns(key, be_uint(v) * 1_000_000_000),
+        DateTimeMilliseconds if v.len() == 8 => {
+            w.time_ns(key, be_uint(v).saturating_mul(1_000_000))
+        }
+        DateTimeMicroseconds | DateTimeNanoseconds if v.len() == 8 => match ntp_to_ns(be_uint(v)) {
+            Some(ns) => w.time_ns(key, ns),
+            None => w.u64(key, be_uint(v)),
+        },
+        _ => w.hex(key, v),
+    }
+}
+
+/// NTP 64-bit timestamp (seconds since 1900 . fraction) to Unix nanoseconds.
+#[inline]
+pub fn ntp_to_ns(v: u64) -> Option<u64> {
+    let secs = (v >> 32).checked_sub(2_208_988_800)?;
+    let frac = ((v & 0xffff_ffff) * 1_000_000_000) >> 32;
+    Some(secs * 1_000_000_000 + frac)
+}
+
+/// Values of an options record that the decoder keeps (sampling, system init time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OptionValues {
+    pub sampler_id: Option<u64>,
+    pub sampling_interval: Option<u64>,
+    pub sampling_algorithm: Option<u64>,
+    pub sampler_random_interval: Option<u64>,
+    pub selector_algorithm: Option<u64>,
+    pub packet_interval: Option<u64>,
+    pub packet_space: Option<u64>,
+    pub sampling_size: Option<u64>,
+    pub sampling_population: Option<u64>,
+    pub system_init_ms: Option<u64>,
+}
+
+impl OptionValues {
+    /// The 1-in-N rate these values describe, as RFC 7014 / RFC 5476 define it.
+    pub fn rate(&self) -> Option<u64> {
+        let nz = |v: Option<u64>| v.filter(|&x| x > 0);
+        if let Some(iv) = nz(self.sampling_interval) {
+            return Some(iv);
+        }
+        if let (Some(pop), Some(size)) = (nz(self.sampling_population), nz(self.sampling_size)) {
+            if matches!(self.selector_algorithm, Some(3 | 4)) || self.packet_interval.is_none() {
+                return Some(pop / size);
+            }
+        }
+        if let Some(pi) = nz(self.packet_interval) {
+            return Some((pi + self.packet_space.unwrap_or(0)) / pi);
+        }
+        nz(self.sampler_random_interval)
+    }
+}
+
+/// Read the options values of one options data record.
+pub fn read_options(tpl: &Template, data: &[u8]) -> OptionValues {
+    let mut o = OptionValues::default();
+    tpl.for_each_field(data, |spec, v| {
+        if v.is_empty() || v.len() > 8 {
+            return;
+        }
+        let x = be_uint(v);
+        match spec.setter {
+            Setter::SamplerId => o.sampler_id = Some(x),
+            Setter::SamplingInterval => o.sampling_interval = Some(x),
+            Setter::SamplingAlgorithm => o.sampling_algorithm = Some(x),
+            Setter::SamplerRandomInterval => o.sampler_random_interval = Some(x),
+            Setter::SelectorAlgorithm => o.selector_algorithm = Some(x),
+            Setter::SamplingPacketInterval => o.packet_interval = Some(x),
+            Setter::SamplingPacketSpace => o.packet_space = Some(x),
+            Setter::SamplingSize => o.sampling_size = Some(x),
+            Setter::SamplingPopulation => o.sampling_population = Some(x),
+            Setter::SystemInitTime if v.len() == 8 => o.system_init_ms = Some(x),
+            _ => {}
+        }
+    });
+    o
+}
+
+/// Times read from a record, resolved by the decoder (which knows the header and the
+/// exporter's systemInitTime).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordTimes {
+    pub start_abs_ns: Option<u64>,
+    pub end_abs_ns: Option<u64>,
+    pub start_uptime_ms: Option<u64>,
+    pub end_uptime_ms: Option<u64>,
+    pub start_delta_us: Option<u64>,
+    pub end_delta_us: Option<u64>,
+}
+
+#[inline]
+fn ip_of(v: &[u8]) -> Option<IpAddr> {
+    match v.len() {
+        4 => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(v);
+            Some(IpAddr::V6(Ipv6Addr::from(a)))
+        }
+        _ => None,
+    }
+}
+
+#[inline]
+fn mac_of(v: &[u8]) -> Option<[u8; 6]> {
+    v.try_into().ok()
+}
+
+/// Fill `rec` from one data record; returns the times and the record's own sampling values.
+#[inline]
+pub fn fill_record(
+    tpl: &Template,
+    data: &[u8],
+    rec: &mut FlowRecord<'_>,
+) -> (RecordTimes, OptionValues) {
+    let mut t = RecordTimes::default();
+    let mut o = OptionValues::default();
+    let mut total_bytes = None;
+    let mut total_packets = None;
+    let mut init_bytes = None;
+    let mut init_packets = None;
+    tpl.for_each_field(data, |spec, v| {
+        use Setter::*;
+        if spec.setter == None {
+            return;
+        }
+        let n = || {
+            if v.len() <= 8 {
+                Some(be_uint(v))
+            } else {
+                Option::None
+            }
+        };
+        match spec.setter {
+            None => {}
+            Bytes => rec.bytes = n(),
+            Packets => rec.packets = n(),
+            BytesTotal => total_bytes = n(),
+            PacketsTotal => total_packets = n(),
+            InitiatorBytes => init_bytes = n(),
+            InitiatorPackets => init_packets = n(),
+            ResponderBytes | ReverseBytes => rec.reverse_bytes = n(),
+            ResponderPackets | ReversePackets => rec.reverse_packets = n(),
+            ReverseTcpFlags => rec.reverse_tcp_flags = n().map(|x| x as u16),
+            SrcAddr => rec.src_addr = ip_of(v).or(rec.src_addr),
+            DstAddr => rec.dst_addr = ip_of(v).or(rec.dst_addr),
+            SrcPort => rec.src_port = n().map(|x| x as u16),
+            DstPort => rec.dst_port = n().map(|x| x as u16),
+            Protocol => rec.ip_protocol = n().map(|x| x as u8),
+            Tos => rec.tos = n().map(|x| x as u8),
+            TcpFlags => rec.tcp_flags = n().map(|x| x as u16),
+            InIf => rec.in_if = n().map(|x| x as u32),
+            OutIf => rec.out_if = n().map(|x| x as u32),
+            SrcAs => rec.src_as = n().map(|x| x as u32),
+            DstAs => rec.dst_as = n().map(|x| x as u32),
+            SrcMask => rec.src_mask = n().map(|x| x as u8),
+            DstMask => rec.dst_mask = n().map(|x| x as u8),
+            NextHop => rec.next_hop = ip_of(v).or(rec.next_hop),
+            BgpNextHop => rec.bgp_next_hop = ip_of(v).or(rec.bgp_next_hop),
+            SrcMac => rec.src_mac = mac_of(v),
+            DstMac => rec.dst_mac = mac_of(v),
+            Vlan => rec.vlan = n().map(|x| x as u16),
+            Dot1qVlan => rec.vlan = rec.vlan.or(n().map(|x| x as u16)),
+            IpVersion => rec.ip_version = n().map(|x| x as u8),
+            Direction => rec.direction = n().map(|x| x as u8),
+            EndReason => rec.flow_end_reason = n().map(|x| x as u8),
+            IcmpTypeCode => {
+                if let Some(x) = n() {
+                    rec.icmp_type = Some((x >> 8) as u8);
+                    rec.icmp_code = Some(x as u8);
+                }
+            }
+            IcmpType => rec.icmp_type = n().map(|x| x as u8),
+            IcmpCode => rec.icmp_code = n().map(|x| x as u8),
+            MplsLabel => {
+                if v.len() >= 3 {
+                    rec.mpls.push(
+                        (u32::from(v[0]) << 12) | (u32::from(v[1]) << 4) | (u32::from(v[2]) >> 4),
+                    );
+                }
+            }
+            StartUptime => t.start_uptime_ms = n(),
+            EndUptime => t.end_uptime_ms = n(),
+            StartSeconds => t.start_abs_ns = n().map(|x| x.saturating_mul(1_000_000_000)),
+            EndSeconds => t.end_abs_ns = n().map(|x| x.saturating_mul(1_000_000_000)),
+            StartMillis => t.start_abs_ns = n().map(|x| x.saturating_mul(1_000_000)),
+            EndMillis => t.end_abs_ns = n().map(|x| x.saturating_mul(1_000_000)),
+            StartMicros | StartNanos => t.start_abs_ns = n().and_then(ntp_to_ns),
+            EndMicros | EndNanos => t.end_abs_ns = n().and_then(ntp_to_ns),
+            StartDeltaMicros => t.start_delta_us = n(),
+            EndDeltaMicros => t.end_delta_us = n(),
+            SamplingInterval => o.sampling_interval = n(),
+            SamplingAlgorithm => o.sampling_algorithm = n(),
+            SamplerId => o.sampler_id = n(),
+            SamplerRandomInterval => o.sampler_random_interval = n(),
+            SelectorAlgorithm => o.selector_algorithm = n(),
+            SamplingPacketInterval => o.packet_interval = n(),
+            SamplingPacketSpace => o.packet_space = n(),
+            SamplingSize => o.sampling_size = n(),
+            SamplingPopulation => o.sampling_population = n(),
+            SystemInitTime => o.system_init_ms = n(),
+        }
+    });
+    // delta count, else total count (IE 85/86), else NSEL initiator count
+    if rec.bytes.is_none() {
+        rec.bytes = total_bytes.or(init_bytes);
+    }
+    if rec.packets.is_none() {
+        rec.packets = total_packets.or(init_packets);
+    }
+    (t, o)
+}
+
+/// Parse the template records of a template set (`options` for options template sets).
+/// Calls `f(template_id, fields, wire_bytes)`; a record with no fields is a withdrawal
+/// (IPFIX). Stops at the first malformed record, returning its error.
+pub fn parse_template_set(
+    version: u16,
+    options: bool,
+    body: &[u8],
+    base_offset: usize,
+    fields_buf: &mut Vec<WireField>,
+    f: &mut dyn FnMut(u16, &[WireField], &[u8]),
+) -> Result<(), DecodeError> {
+    let mut pos = 0usize;
+    while body.len() - pos >= 4 {
+        let start = pos;
+        let tid = be16(body, pos).unwrap_or(0);
+        let count = be16(body, pos + 2).unwrap_or(0);
+        if tid == 0 && count == 0 {
+            break; // padding (zeros) at the end of the set
+        }
+        pos += 4;
+        fields_buf.clear();
+        if version == 9 && options {
+            // v9 options template: scope length and option length in bytes
+            let scope_len = usize::from(count);
+            let Some(opt_len) = be16(body, pos) else {
+                return Err(DecodeError::truncated(
+                    "v9 options template",
+                    base_offset + start,
+                    6,
+                    body.len() - start,
+                ));
+            };
+            pos += 2;
+            let opt_len = usize::from(opt_len);
+            if scope_len % 4 != 0 || opt_len % 4 != 0 || pos + scope_len + opt_len > body.len() {
+                return Err(DecodeError::truncated(
+                    "v9 options template fields",
+                    base_offset + pos,
+                    scope_len + opt_len,
+                    body.len() - pos,
+                ));
+            }
+            for i in 0..(scope_len + opt_len) / 4 {
+                let p = pos + i * 4;
+                fields_buf.push(WireField {
+                    id: be16(body, p).unwrap_or(0),
+                    enterprise: 0,
+                    len: be16(body, p + 2).unwrap_or(0),
+                    scope: i < scope_len / 4,
+                });
+            }
+            pos += scope_len + opt_len;
+        } else {
+            let scope_count = if options && count > 0 {
+                let Some(s) = be16(body, pos) else {
+                    return Err(DecodeError::truncated(
+                        "options template",
+                        base_offset + start,
+                        6,
+                        body.len() - start,
+                    ));
+                };
+                pos += 2;
+                s
+            } else {
+                0
+            };
+            if usize::from(count) > MAX_FIELDS || scope_count > count {
+                return Err(DecodeError::invalid(
+                    "template field count",
+                    base_offset + start,
+                    u64::from(count),
+                ));
+            }
+            for i in 0..count {
+                let Some(raw_id) = be16(body, pos) else {
+                    return Err(DecodeError::truncated(
+                        "template field",
+                        base_offset + pos,
+                        4,
+                        body.len() - pos,
+                    ));
+                };
+                let Some(len) = be16(body, pos + 2) else {
+                    return Err(DecodeError::truncated(
+                        "template field",
+                        base_offset + pos,
+                        4,
+                        body.len() - pos,
+                    ));
+                };
+                pos += 4;
+                let mut enterprise = 0;
+                let mut id = raw_id;
+                if version == 10 && raw_id & 0x8000 != 0 {
+                    let Some(pen) = be32(body, pos) else {
+                        return Err(DecodeError::truncated(
+                            "enterprise number",
+                            base_offset + pos,
+                            4,
+                            body.len() - pos,
+                        ));
+                    };
+                    enterprise = pen;
+                    id = raw_id & 0x7fff;
+                    pos += 4;
+                }
+                fields_buf.push(WireField {
+                    id,
+                    enterprise,
+                    len,
+                    scope: i < scope_count,
+                });
+            }
+        }
+        if tid < 256 && !(version == 10 && fields_buf.is_empty() && (tid == 2 || tid == 3)) {
+            return Err(DecodeError::invalid(
+                "template id",
+                base_offset + start,
+                u64::from(tid),
+            ));
+        }
+        f(tid, fields_buf, &body[start..pos]);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wf(id: u16, len: u16) -> WireField {
+        WireField {
+            id,
+            enterprise: 0,
+            len,
+            scope: false,
+        }
+    }
+
+    #[test]
+    fn compile_fixed_and_variable() {
+        let t = Template::compile(10, 256, false, &[wf(8, 4), wf(12, 4), wf(1, 8)], &[]).unwrap();
+        assert_eq!(t.fixed_len, Some(16));
+        assert_eq!(t.fields[0].setter, Setter::SrcAddr);
+        assert_eq!(t.fields[2].name, "octet_delta_count");
+        let v = Template::compile(10, 257, false, &[wf(8, 4), wf(82, VARLEN)], &[]).unwrap();
+        assert_eq!(v.fixed_len, None);
+        assert_eq!(v.min_len, 5);
+        assert!(Template::compile(9, 257, false, &[wf(82, VARLEN)], &[]).is_err());
+        assert!(Template::compile(10, 257, false, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn duplicate_names_get_suffixes() {
+        let t = Template::compile(10, 256, false, &[wf(1, 4), wf(1, 4), wf(1, 4)], &[]).unwrap();
+        let names: Vec<_> = t.fields.iter().map(|f| f.name.as_ref()).collect();
+        assert_eq!(
+            names,
+            [
+                "octet_delta_count",
+                "octet_delta_count_2",
+                "octet_delta_count_3"
+            ]
+        );
+    }
+
+    #[test]
+    fn variable_length_records_and_padding() {
+        let t = Template::compile(10, 256, false, &[wf(4, 1), wf(82, VARLEN)], &[]).unwrap();
+        // record 1: proto 6, "ab"; record 2: proto 17, 255-escaped length 3 "xyz"; 2 bytes pad
+        let body = [6, 2, b'a', b'b', 17, 255, 0, 3, b'x', b'y', b'z', 0];
+        let recs: Vec<_> = t.records(&body).collect();
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert_eq!(recs[0].unwrap(), &[6, 2, b'a', b'b']);
+        assert_eq!(recs[1].unwrap(), &[17, 255, 0, 3, b'x', b'y', b'z']);
+        // overrun: declared 9 bytes, 2 present
+        let bad = [6, 9, b'a', b'b'];
+        let recs: Vec<_> = t.records(&bad).collect();
+        assert!(matches!(recs[..], [Err(DecodeError::Truncated { .. })]));
+    }
+
+    #[test]
+    fn fill_record_reads_fields() {
+        let t = Template::compile(
+            10,
+            256,
+            false,
+            &[
+                wf(8, 4),
+                wf(12, 4),
+                wf(7, 2),
+                wf(11, 2),
+                wf(4, 1),
+                wf(2, 4),
+                wf(85, 8),
+                wf(152, 8),
+                wf(70, 3),
+            ],
+            &[],
+        )
+        .unwrap();
+        let mut d = vec![10, 0, 0, 1, 10, 0, 0, 2, 0, 80, 0x1f, 0x90, 6, 0, 0, 0, 9];
+        d.extend_from_slice(&1000u64.to_be_bytes());
+        d.extend_from_slice(&1_700_000_000_123u64.to_be_bytes());
+        d.extend_from_slice(&[0x01, 0x23, 0x41]); // label 0x01234, exp 0, bottom of stack
+        let mut rec = FlowRecord::new(FlowProtocol::Ipfix, "127.0.0.1:1".parse().unwrap());
+        let (times, _) = fill_record(&t, &d, &mut rec);
+        assert_eq!(rec.src_addr, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(rec.dst_port, Some(8080));
+        assert_eq!(rec.packets, Some(9));
+        assert_eq!(rec.bytes, Some(1000), "octetTotalCount when no delta count");
+        assert_eq!(times.start_abs_ns, Some(1_700_000_000_123_000_000));
+        assert_eq!(rec.mpls.as_slice(), &[0x01234]);
+    }
+
+    #[test]
+    fn ntp_times() {
+        // 2024-01-01T00:00:00Z = 1704067200 unix = 3913056000 NTP; fraction 0.5
+        let v = (3_913_056_000u64 << 32) | 0x8000_0000;
+        assert_eq!(ntp_to_ns(v), Some(1_704_067_200_500_000_000));
+        assert_eq!(ntp_to_ns(5 << 32), None);
+    }
+
+    #[test]
+    fn sampling_rate_rules() {
+        let o = OptionValues {
+            sampling_interval: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(o.rate(), Some(100));
+        let o = OptionValues {
+            sampling_population: Some(1000),
+            sampling_size: Some(10),
+            selector_algorithm: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(o.rate(), Some(100));
+        let o = OptionValues {
+            packet_interval: Some(1),
+            packet_space: Some(99),
+            ..Default::default()
+        };
+        assert_eq!(o.rate(), Some(100));
+        let o = OptionValues {
+            sampler_random_interval: Some(512),
+            ..Default::default()
+        };
+        assert_eq!(o.rate(), Some(512));
+        assert_eq!(OptionValues::default().rate(), None);
+    }
+
+    #[test]
+    fn template_sets_parse() {
+        // IPFIX: template 256 with 2 fields, one enterprise; then a withdrawal of 257; padding
+        let mut b = vec![1, 0, 0, 2, 0, 8, 0, 4];
+        b.extend_from_slice(&[0x80, 0x01, 0, 8, 0, 0, 0x72, 0x79]); // reverse octetDeltaCount
+        b.extend_from_slice(&[1, 1, 0, 0, 0, 0]);
+        let mut seen = Vec::new();
+        let mut fb = Vec::new();
+        parse_template_set(10, false, &b, 0, &mut fb, &mut |tid, f, _| {
+            seen.push((tid, f.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].1[1].enterprise, REVERSE_PEN);
+        assert!(seen[1].1.is_empty());
+        let t = Template::compile(10, 256, false, &seen[0].1, &[]).unwrap();
+        assert_eq!(t.fields[1].name, "reverse_octet_delta_count");
+        assert_eq!(t.fields[1].setter, Setter::ReverseBytes);
+        // truncated field list
+        let bad = [1, 0, 0, 3, 0, 8, 0, 4];
+        assert!(parse_template_set(10, false, &bad, 0, &mut fb, &mut |_, _, _| {}).is_err());
+        // v9 options template: scope system(1) len 4, options 34 len 4, 48 len 1
+        let o = [1, 0, 0, 4, 0, 8, 0, 1, 0, 4, 0, 34, 0, 4, 0, 48, 0, 1];
+        let mut got = Vec::new();
+        parse_template_set(9, true, &o, 0, &mut fb, &mut |tid, f, _| {
+            got.push((tid, f.to_vec()))
+        })
+        .unwrap();
+        assert_eq!(got[0].0, 256);
+        assert_eq!(got[0].1.len(), 3);
+        assert!(got[0].1[0].scope && !got[0].1[1].scope);
+        let t = Template::compile(9, 256, true, &got[0].1, &[]).unwrap();
+        assert_eq!(t.fields[0].name, "scope_system");
+        assert_eq!(t.fields[1].setter, Setter::SamplingInterval);
     }
 }
