@@ -179,6 +179,11 @@ pub(super) static TABLE: &[IeInfo] = &[
         ty: IeType::MacAddress,
     },
     IeInfo {
+        id: 82,
+        name: "interface_name",
+        ty: IeType::String,
+    },
+    IeInfo {
         id: 85,
         name: "octet_total_count",
         ty: IeType::Unsigned64,
