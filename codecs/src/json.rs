@@ -287,12 +287,21 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         w.time_ns("@timestamp", ts);
     }
 
-    // event
+    // event (ECS categorisation, as Elastic's NetFlow integration does it)
     w.begin_object("event");
-    w.str_plain("kind", "event");
     match r.kind {
         RecordKind::Flow => {
-            w.str_plain("type", "flow");
+            w.str_plain("kind", "event");
+            w.begin_array("category");
+            w.item_str_plain("network");
+            w.end_array();
+            w.begin_array("type");
+            w.item_str_plain("connection");
+            w.end_array();
+            w.str_plain(
+                "action",
+                if r.protocol == FlowProtocol::Sflow5 { "sflow_flow" } else { "netflow_flow" },
+            );
             if let Some(s) = r.start_ns {
                 w.time_ns("start", s);
             }
@@ -305,7 +314,16 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
                 }
             }
         }
-        RecordKind::Counters => w.str_plain("type", "counters"),
+        RecordKind::Counters => {
+            w.str_plain("kind", "metric");
+            w.begin_array("category");
+            w.item_str_plain("network");
+            w.end_array();
+            w.begin_array("type");
+            w.item_str_plain("info");
+            w.end_array();
+            w.str_plain("action", "sflow_counters");
+        }
     }
     w.end_object();
 
@@ -505,7 +523,6 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             Raw::Sflow(s) => crate::sflow::write_raw_json(s, &mut w),
         }
     }
-    let _ = FlowProtocol::ALL;
     w.end_object();
 }
 
