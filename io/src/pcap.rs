@@ -1,1 +1,0 @@
-//! pcap / pcapng reading (placeholder: being written).
