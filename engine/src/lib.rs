@@ -1,1 +1,4 @@
-//! ferroflow-engine (see ARCHITECTURE.md).
+//! ferroflow-engine: threads and pipelines (receive/decode workers, sinks, the Kafka->ES
+//! consumer engine, metrics) and the file-decoding job behind `ferroflow decode`.
+
+pub mod decode_file;
