@@ -1,5 +1,18 @@
 //! ferroflow-io: packet sources at the socket level. Knows nothing of flows.
+//!
+//! - [`pcap`]: UDP datagrams out of pcap / pcapng files, and a small pcap writer.
+//! - [`udp`] (Linux): `SO_REUSEPORT` sockets, batched `recvmmsg` into a [`Slab`], `sendmmsg`.
+//!
 //! `unsafe` only in `sys/`, each block with a `// SAFETY:` comment.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod pcap;
+pub mod slab;
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod sys;
+#[cfg(target_os = "linux")]
+pub mod udp;
+
+pub use slab::Slab;
