@@ -9,7 +9,11 @@ use ferroflow_codecs::DecoderConfig;
 use ferroflow_engine::decode_file::{decode_files, DecodeFileOptions};
 
 #[derive(Parser)]
-#[command(name = "ferroflow", version, about = "NetFlow v5/v9, IPFIX and sFlow v5 collector")]
+#[command(
+    name = "ferroflow",
+    version,
+    about = "NetFlow v5/v9, IPFIX and sFlow v5 collector"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

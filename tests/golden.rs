@@ -60,6 +60,29 @@ const COMPARED: &[&str] = &[
     "icmp_code",
 ];
 
+/// Captures where we find more records than tshark for a reason other than held data, with
+/// the exact number of extra documents and why.
+const EXTRA_EXPECTED: &[(&str, usize, &str)] = &[
+    (
+        "akvorado/netflow_data+templates.pcap",
+        11,
+        "a data set precedes its template in the same datagram: tshark skips it, we read the \
+         datagram's templates first",
+    ),
+    (
+        "logstash-codec-netflow/netflow-9-h3c.pcap",
+        15,
+        "tshark aborts the packet at an IPv4 field of length 2 (malformed): we skip that field \
+         and decode the other records",
+    ),
+    (
+        "logstash-codec-netflow/netflow-9-invalid-01.pcap",
+        2,
+        "the v9 header count (2) is smaller than the records present: tshark stops at the count, \
+         we walk the flowsets by their lengths",
+    ),
+];
+
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
 }
@@ -150,10 +173,19 @@ fn project(doc: &Value) -> BTreeMap<&'static str, Value> {
     put("src_mac", p("/source/mac"));
     put("dst_mac", p("/destination/mac"));
     put("mpls_labels", p("/flow/mpls_labels"));
-    let t = |path: &str| p(path).and_then(|v| v.as_str()).and_then(parse_time).map(Value::from);
+    let t = |path: &str| {
+        p(path)
+            .and_then(|v| v.as_str())
+            .and_then(parse_time)
+            .map(Value::from)
+    };
     put("start_ns", t("/event/start").as_ref());
     put("end_ns", t("/event/end").as_ref());
-    let up = |path: &str| p(path).and_then(|v| v.as_u64()).map(|ms| Value::from(ms * 1_000_000));
+    let up = |path: &str| {
+        p(path)
+            .and_then(|v| v.as_u64())
+            .map(|ms| Value::from(ms * 1_000_000))
+    };
     put("start_uptime_ns", up("/flow/start_uptime_ms").as_ref());
     put("end_uptime_ns", up("/flow/end_uptime_ms").as_ref());
     put("time_basis", p("/flow/time_basis"));
@@ -180,12 +212,50 @@ fn answer_projection(line: &Value) -> BTreeMap<&'static str, Value> {
             }
         }
     }
+    // Where the answer is known not to be authoritative, the key is left out (and counted).
+    // tshark shows a zero flowStartSysUpTime as an absolute time at the epoch, with no end:
+    // ours resolves it against the exporter's boot time like any other uptime value.
+    if line
+        .get("start_ns")
+        .and_then(|v| v.as_i64())
+        .is_some_and(|ns| ns < 100_000_000_000_000_000)
+        && line.get("time_basis").and_then(|v| v.as_str()) == Some("absolute")
+    {
+        for k in ["start_ns", "end_ns", "time_basis"] {
+            m.remove(k);
+        }
+        QUIRKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     // tshark reports ICMP as a combined type*256+code for IPFIX IE 32; ours splits it
     if let Some(tc) = line.get("icmp_type_code").and_then(|v| v.as_u64()) {
         m.insert("icmp_type", Value::from(tc >> 8));
         m.insert("icmp_code", Value::from(tc & 0xff));
     }
     m
+}
+
+static QUIRKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static ADDR_QUIRKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `want` from the answer equals `got` from our document. One documented exception: a
+/// template with both IPv4 and IPv6 address elements where the exporter zeroed the IPv4 one:
+/// tshark reports 0.0.0.0, ours the (specified) IPv6 address.
+fn equal_keyed(key: &str, want: &Value, got: &Value) -> bool {
+    if equal(want, got) {
+        return true;
+    }
+    if key.ends_with("addr") || key.ends_with("next_hop") {
+        let w = want
+            .as_str()
+            .and_then(|s| s.parse::<std::net::IpAddr>().ok());
+        let g = got
+            .as_str()
+            .and_then(|s| s.parse::<std::net::IpAddr>().ok());
+        if let (Some(w), Some(g)) = (w, g) {
+            return w.is_unspecified() && w.is_ipv4() && g.is_ipv6() && !g.is_unspecified();
+        }
+    }
+    false
 }
 
 fn equal(a: &Value, b: &Value) -> bool {
@@ -219,11 +289,18 @@ fn run_file(path: &Path) -> FileResult {
         .output()
         .expect("run ferroflow decode");
     let summary = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "ferroflow decode {} failed: {summary}", path.display());
+    assert!(
+        out.status.success(),
+        "ferroflow decode {} failed: {summary}",
+        path.display()
+    );
     let docs: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON from {}: {e}: {l}", path.display())))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("invalid JSON from {}: {e}: {l}", path.display()))
+        })
         .collect();
     let answer_path = path.with_extension("flows.jsonl");
     let answers: Vec<Value> = std::fs::read_to_string(&answer_path)
@@ -235,40 +312,63 @@ fn run_file(path: &Path) -> FileResult {
         .iter()
         .filter(|d| d.pointer("/event/kind").and_then(|v| v.as_str()) == Some("event"))
         .collect();
-    let mut projected: Vec<Option<BTreeMap<&str, Value>>> = flow_docs.iter().map(|d| Some(project(d))).collect();
+    let mut projected: Vec<Option<BTreeMap<&str, Value>>> =
+        flow_docs.iter().map(|d| Some(project(d))).collect();
     let mut matched = 0;
     let mut mismatches = Vec::new();
     for a in &answers {
         let want = answer_projection(a);
         let hit = projected.iter().position(|p| {
-            p.as_ref()
-                .is_some_and(|p| want.iter().all(|(k, v)| p.get(k).is_some_and(|x| equal(v, x))))
+            p.as_ref().is_some_and(|p| {
+                want.iter()
+                    .all(|(k, v)| p.get(k).is_some_and(|x| equal_keyed(k, v, x)))
+            })
         });
         match hit {
             Some(i) => {
-                projected[i] = None;
+                let p = projected[i].take().expect("candidate");
+                if want
+                    .iter()
+                    .any(|(k, v)| p.get(k).is_some_and(|x| !equal(v, x)))
+                {
+                    ADDR_QUIRKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 matched += 1;
             }
             None => {
                 // nearest document: most equal keys
-                let best = projected
-                    .iter()
-                    .flatten()
-                    .max_by_key(|p| want.iter().filter(|(k, v)| p.get(*k).is_some_and(|x| equal(v, x))).count());
+                let best = projected.iter().flatten().max_by_key(|p| {
+                    want.iter()
+                        .filter(|(k, v)| p.get(*k).is_some_and(|x| equal(v, x)))
+                        .count()
+                });
                 let diff: Vec<String> = match best {
                     Some(p) => want
                         .iter()
                         .filter(|(k, v)| !p.get(*k).is_some_and(|x| equal(v, x)))
-                        .map(|(k, v)| format!("{k}: want {v} got {}", p.get(k).map_or("-".to_string(), |x| x.to_string())))
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}: want {v} got {}",
+                                p.get(k).map_or("-".to_string(), |x| x.to_string())
+                            )
+                        })
                         .collect(),
                     None => vec!["no documents left".into()],
                 };
-                mismatches.push(format!("frame {}: {}", a.get("frame").unwrap_or(&Value::Null), diff.join(", ")));
+                mismatches.push(format!(
+                    "frame {}: {}",
+                    a.get("frame").unwrap_or(&Value::Null),
+                    diff.join(", ")
+                ));
             }
         }
     }
     FileResult {
-        file: path.strip_prefix(corpus_dir()).unwrap().display().to_string(),
+        file: path
+            .strip_prefix(corpus_dir())
+            .unwrap()
+            .display()
+            .to_string(),
         answers: answers.len(),
         docs: docs.len(),
         flow_docs: flow_docs.len(),
@@ -289,7 +389,11 @@ fn summary_value(summary: &str, key: &str) -> u64 {
 #[test]
 fn corpus_matches_tshark() {
     let files = captures();
-    assert!(files.len() >= 120, "corpus missing: {} captures", files.len());
+    assert!(
+        files.len() >= 120,
+        "corpus missing: {} captures",
+        files.len()
+    );
     let verbose = std::env::var_os("FERROFLOW_GOLDEN_VERBOSE").is_some();
     let (mut total_answers, mut total_matched, mut extra_total) = (0, 0, 0);
     let mut failures = Vec::new();
@@ -299,10 +403,22 @@ fn corpus_matches_tshark() {
         total_matched += r.matched;
         // Every document must be valid JSON with the fields every flow document has.
         let extra = r.flow_docs.saturating_sub(r.matched);
-        if extra > 0 {
+        let expected = EXTRA_EXPECTED.iter().find(|e| e.0 == r.file);
+        if let Some((_, n, why)) = expected {
+            println!("{}: {extra} documents beyond the answer: {why}", r.file);
+            if extra != *n {
+                failures.push(format!(
+                    "{}: expected {n} extra documents, found {extra}",
+                    r.file
+                ));
+            }
+        } else if extra > 0 {
             // more than tshark: only allowed when held data was released by a later template
             let released = summary_value(&r.summary, "held_sets_released");
-            println!("{}: {} documents beyond the answer ({} held data sets decoded once their template arrived)", r.file, extra, released);
+            println!(
+                "{}: {extra} documents beyond the answer ({released} held data sets decoded once their template arrived)",
+                r.file
+            );
             if released == 0 {
                 failures.push(format!("{}: {extra} unexplained extra documents", r.file));
             }
@@ -315,16 +431,30 @@ fn corpus_matches_tshark() {
                 r.answers - r.matched,
                 r.answers,
                 r.docs,
-                r.mismatches.iter().take(if verbose { 1000 } else { 3 }).cloned().collect::<Vec<_>>().join("\n    ")
+                r.mismatches
+                    .iter()
+                    .take(if verbose { 1000 } else { 3 })
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
             ));
         }
     }
     println!(
-        "golden: {} captures, {} of {} answer records matched, {} extra documents from held data",
+        "golden: {} captures, {} of {} answer records matched, {} extra documents from held data; \
+         times not compared for {} records (tshark epoch quirk), {} records with 0.0.0.0 in the answer \
+         and an IPv6 address in ours",
         files.len(),
         total_matched,
         total_answers,
-        extra_total
+        extra_total,
+        QUIRKS.load(std::sync::atomic::Ordering::Relaxed),
+        ADDR_QUIRKS.load(std::sync::atomic::Ordering::Relaxed),
     );
-    assert!(failures.is_empty(), "{} captures differ from the answers:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} captures differ from the answers:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -1,11 +1,14 @@
 //! The stateful decoder: recognises the protocol by its version field, keeps per-exporter
 //! template, sampling and held-data state, and calls the caller for every record.
 //!
-//! State is keyed by the exporter's IP address (not its port: exporters change source ports
-//! on restart), then by (version, observation domain / source id, template id).
+//! State is keyed by the exporter's transport session, its address and UDP source port (RFC 7011
+//! scopes templates to the transport session: two exporting processes of one router may use
+//! the same template id for different templates), then by (version, observation domain /
+//! source id, template id). An exporter that restarts on a new port sends its templates again;
+//! data that arrives first is held until they come.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::error::{be16, be32, DecodeError};
 use crate::record::{FlowProtocol, FlowRecord, Raw, SamplingSource, TimeBasis};
@@ -93,7 +96,7 @@ struct ExporterState {
 /// A template as kept in the store (for persistence across restarts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTemplate {
-    pub exporter: IpAddr,
+    pub exporter: SocketAddr,
     pub version: u16,
     pub domain: u32,
     pub template_id: u16,
@@ -106,7 +109,7 @@ pub struct StoredTemplate {
 pub struct Decoder {
     cfg: DecoderConfig,
     stats: DecodeStats,
-    exporters: HashMap<IpAddr, ExporterState>,
+    exporters: HashMap<SocketAddr, ExporterState>,
     held_bytes_total: usize,
     fields_buf: Vec<WireField>,
     new_keys: Vec<TKey>,
@@ -188,7 +191,7 @@ impl Decoder {
         r
     }
 
-    fn state(&mut self, ip: IpAddr, now_ns: u64) -> &mut ExporterState {
+    fn state(&mut self, ip: SocketAddr, now_ns: u64) -> &mut ExporterState {
         if !self.exporters.contains_key(&ip)
             && self.exporters.len() >= self.cfg.max_exporters.max(1)
         {
@@ -254,7 +257,7 @@ impl Decoder {
                 p.count(),
                 u32::from(p.engine_type()) << 8 | u32::from(p.engine_id()),
             );
-            let st = self.state(exporter.ip(), now_ns);
+            let st = self.state(exporter, now_ns);
             let mut gaps = DecodeStats::default();
             Self::seq_gap(&mut gaps, st, (5, dom), seq, u32::from(count));
             self.stats.sequence_gaps += gaps.sequence_gaps;
@@ -277,7 +280,7 @@ impl Decoder {
         let dg = sflow::Datagram::new_checked(payload)?;
         {
             let (seq, sub) = (dg.sequence_number(), dg.sub_agent_id());
-            let st = self.state(exporter.ip(), now_ns);
+            let st = self.state(exporter, now_ns);
             let mut gaps = DecodeStats::default();
             Self::seq_gap(&mut gaps, st, (5 << 8, sub), seq, 1);
             self.stats.sequence_gaps += gaps.sequence_gaps;
@@ -336,7 +339,7 @@ impl Decoder {
         } else {
             (ipfix::TEMPLATE_SET, ipfix::OPTIONS_TEMPLATE_SET)
         };
-        self.state(exporter.ip(), now_ns);
+        self.state(exporter, now_ns);
         let Decoder {
             cfg,
             stats,
@@ -345,9 +348,7 @@ impl Decoder {
             fields_buf,
             new_keys,
         } = self;
-        let st = exporters
-            .get_mut(&exporter.ip())
-            .expect("state created above");
+        let st = exporters.get_mut(&exporter).expect("state created above");
         let mut last_err = None;
 
         // expire held data and stale templates of this exporter
@@ -638,7 +639,7 @@ impl Decoder {
     }
 
     /// Sampling state for persistence: (exporter, version, domain, sampler id, rate).
-    pub fn export_sampling(&self) -> Vec<(IpAddr, u16, u32, Option<u64>, u32)> {
+    pub fn export_sampling(&self) -> Vec<(SocketAddr, u16, u32, Option<u64>, u32)> {
         let mut out = Vec::new();
         for (ip, st) in &self.exporters {
             for (k, v) in &st.sampling {
@@ -654,7 +655,7 @@ impl Decoder {
     /// Load sampling state saved by [`Decoder::export_sampling`].
     pub fn import_sampling(
         &mut self,
-        entries: &[(IpAddr, u16, u32, Option<u64>, u32)],
+        entries: &[(SocketAddr, u16, u32, Option<u64>, u32)],
         now_ns: u64,
     ) {
         for &(ip, v, d, sid, rate) in entries {

@@ -300,7 +300,11 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             w.end_array();
             w.str_plain(
                 "action",
-                if r.protocol == FlowProtocol::Sflow5 { "sflow_flow" } else { "netflow_flow" },
+                if r.protocol == FlowProtocol::Sflow5 {
+                    "sflow_flow"
+                } else {
+                    "netflow_flow"
+                },
             );
             if let Some(s) = r.start_ns {
                 w.time_ns("start", s);

@@ -103,10 +103,10 @@ impl SamplingSource {
     }
 }
 
-/// Up to eight MPLS labels (20-bit values), outermost first.
+/// Up to ten MPLS labels (IPFIX IEs 70-79) (20-bit values), outermost first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MplsLabels {
-    labels: [u32; 8],
+    labels: [u32; 10],
     len: u8,
 }
 

@@ -282,9 +282,8 @@ impl Template {
                 }
             }
             if f.len == VARLEN {
-                if version == 9 {
-                    return Err(DecodeError::invalid("v9 field length", 0, u64::from(f.len)));
-                }
+                // RFC 3954 has no variable-length fields, but H3C and others send them with the
+                // IPFIX encoding: accept them in v9 too
                 fixed = false;
                 min_len += 1;
             } else {
@@ -564,6 +563,34 @@ fn ip_of(v: &[u8]) -> Option<IpAddr> {
     }
 }
 
+/// The first value of a field wins (a template may carry an element twice, e.g. inner and
+/// outer headers of a tunnel: the first is the one tshark and most collectors report).
+#[inline]
+fn first<T>(slot: &mut Option<T>, v: Option<T>) {
+    if slot.is_none() {
+        *slot = v;
+    }
+}
+
+/// Addresses, when a template carries both IPv4 and IPv6 elements of one role: a specified
+/// address beats an unspecified one (exporters zero the unused family), then IPv4 beats IPv6
+/// (in SRv6 / IPv6-tunnel records the IPv4 elements are the inner flow, the IPv6 ones the
+/// transport), then the first one wins.
+#[inline]
+fn pick_addr(slot: &mut Option<IpAddr>, v: Option<IpAddr>) {
+    match (*slot, v) {
+        (None, v) => *slot = v,
+        (Some(old), Some(new)) => {
+            let better = (old.is_unspecified() && !new.is_unspecified())
+                || (old.is_unspecified() == new.is_unspecified() && old.is_ipv6() && new.is_ipv4());
+            if better {
+                *slot = Some(new);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[inline]
 fn mac_of(v: &[u8]) -> Option<[u8; 6]> {
     v.try_into().ok()
@@ -596,45 +623,45 @@ pub fn fill_record(
         };
         match spec.setter {
             None => {}
-            Bytes => rec.bytes = n(),
-            Packets => rec.packets = n(),
+            Bytes => first(&mut rec.bytes, n()),
+            Packets => first(&mut rec.packets, n()),
             BytesTotal => total_bytes = n(),
             PacketsTotal => total_packets = n(),
             InitiatorBytes => init_bytes = n(),
             InitiatorPackets => init_packets = n(),
-            ResponderBytes | ReverseBytes => rec.reverse_bytes = n(),
-            ResponderPackets | ReversePackets => rec.reverse_packets = n(),
-            ReverseTcpFlags => rec.reverse_tcp_flags = n().map(|x| x as u16),
-            SrcAddr => rec.src_addr = ip_of(v).or(rec.src_addr),
-            DstAddr => rec.dst_addr = ip_of(v).or(rec.dst_addr),
-            SrcPort => rec.src_port = n().map(|x| x as u16),
-            DstPort => rec.dst_port = n().map(|x| x as u16),
-            Protocol => rec.ip_protocol = n().map(|x| x as u8),
-            Tos => rec.tos = n().map(|x| x as u8),
-            TcpFlags => rec.tcp_flags = n().map(|x| x as u16),
-            InIf => rec.in_if = n().map(|x| x as u32),
-            OutIf => rec.out_if = n().map(|x| x as u32),
-            SrcAs => rec.src_as = n().map(|x| x as u32),
-            DstAs => rec.dst_as = n().map(|x| x as u32),
-            SrcMask => rec.src_mask = n().map(|x| x as u8),
-            DstMask => rec.dst_mask = n().map(|x| x as u8),
-            NextHop => rec.next_hop = ip_of(v).or(rec.next_hop),
-            BgpNextHop => rec.bgp_next_hop = ip_of(v).or(rec.bgp_next_hop),
-            SrcMac => rec.src_mac = mac_of(v),
-            DstMac => rec.dst_mac = mac_of(v),
-            Vlan => rec.vlan = n().map(|x| x as u16),
-            Dot1qVlan => rec.vlan = rec.vlan.or(n().map(|x| x as u16)),
-            IpVersion => rec.ip_version = n().map(|x| x as u8),
-            Direction => rec.direction = n().map(|x| x as u8),
-            EndReason => rec.flow_end_reason = n().map(|x| x as u8),
+            ResponderBytes | ReverseBytes => first(&mut rec.reverse_bytes, n()),
+            ResponderPackets | ReversePackets => first(&mut rec.reverse_packets, n()),
+            ReverseTcpFlags => first(&mut rec.reverse_tcp_flags, n().map(|x| x as u16)),
+            SrcAddr => pick_addr(&mut rec.src_addr, ip_of(v)),
+            DstAddr => pick_addr(&mut rec.dst_addr, ip_of(v)),
+            SrcPort => first(&mut rec.src_port, n().map(|x| x as u16)),
+            DstPort => first(&mut rec.dst_port, n().map(|x| x as u16)),
+            Protocol => first(&mut rec.ip_protocol, n().map(|x| x as u8)),
+            Tos => first(&mut rec.tos, n().map(|x| x as u8)),
+            TcpFlags => first(&mut rec.tcp_flags, n().map(|x| x as u16)),
+            InIf => first(&mut rec.in_if, n().map(|x| x as u32)),
+            OutIf => first(&mut rec.out_if, n().map(|x| x as u32)),
+            SrcAs => first(&mut rec.src_as, n().map(|x| x as u32)),
+            DstAs => first(&mut rec.dst_as, n().map(|x| x as u32)),
+            SrcMask => first(&mut rec.src_mask, n().map(|x| x as u8)),
+            DstMask => first(&mut rec.dst_mask, n().map(|x| x as u8)),
+            NextHop => pick_addr(&mut rec.next_hop, ip_of(v)),
+            BgpNextHop => pick_addr(&mut rec.bgp_next_hop, ip_of(v)),
+            SrcMac => first(&mut rec.src_mac, mac_of(v)),
+            DstMac => first(&mut rec.dst_mac, mac_of(v)),
+            Vlan => first(&mut rec.vlan, n().map(|x| x as u16)),
+            Dot1qVlan => first(&mut rec.vlan, n().map(|x| x as u16)),
+            IpVersion => first(&mut rec.ip_version, n().map(|x| x as u8)),
+            Direction => first(&mut rec.direction, n().map(|x| x as u8)),
+            EndReason => first(&mut rec.flow_end_reason, n().map(|x| x as u8)),
             IcmpTypeCode => {
                 if let Some(x) = n() {
-                    rec.icmp_type = Some((x >> 8) as u8);
-                    rec.icmp_code = Some(x as u8);
+                    first(&mut rec.icmp_type, Some((x >> 8) as u8));
+                    first(&mut rec.icmp_code, Some(x as u8));
                 }
             }
-            IcmpType => rec.icmp_type = n().map(|x| x as u8),
-            IcmpCode => rec.icmp_code = n().map(|x| x as u8),
+            IcmpType => first(&mut rec.icmp_type, n().map(|x| x as u8)),
+            IcmpCode => first(&mut rec.icmp_code, n().map(|x| x as u8)),
             MplsLabel => {
                 if v.len() >= 3 {
                     rec.mpls.push(
@@ -674,6 +701,9 @@ pub fn fill_record(
     (t, o)
 }
 
+/// Called with (template id, fields, the template record's wire bytes).
+pub type TemplateVisitor<'f> = &'f mut dyn FnMut(u16, &[WireField], &[u8]);
+
 /// Parse the template records of a template set (`options` for options template sets).
 /// Calls `f(template_id, fields, wire_bytes)`; a record with no fields is a withdrawal
 /// (IPFIX). Stops at the first malformed record, returning its error.
@@ -683,7 +713,7 @@ pub fn parse_template_set(
     body: &[u8],
     base_offset: usize,
     fields_buf: &mut Vec<WireField>,
-    f: &mut dyn FnMut(u16, &[WireField], &[u8]),
+    f: TemplateVisitor<'_>,
 ) -> Result<(), DecodeError> {
     let mut pos = 0usize;
     while body.len() - pos >= 4 {
@@ -823,7 +853,6 @@ mod tests {
         let v = Template::compile(10, 257, false, &[wf(8, 4), wf(82, VARLEN)], &[]).unwrap();
         assert_eq!(v.fixed_len, None);
         assert_eq!(v.min_len, 5);
-        assert!(Template::compile(9, 257, false, &[wf(82, VARLEN)], &[]).is_err());
         assert!(Template::compile(10, 257, false, &[], &[]).is_err());
     }
 

@@ -42,11 +42,9 @@ impl DecodeSummary {
             self.pcap.unsupported_linktype
         )?;
         write!(w, "datagrams:")?;
-        let mut first = true;
         d.for_each(|name, label, v| {
             if name == "datagrams" {
-                let _ = write!(w, "{}{}={}", if first { " " } else { " " }, label, v);
-                first = false;
+                let _ = write!(w, " {label}={v}");
             }
         });
         writeln!(w)?;
