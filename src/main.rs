@@ -60,14 +60,15 @@ fn main() -> ExitCode {
             max_hold,
             quiet,
         } => {
-            let mut opts = DecodeFileOptions::default();
-            opts.decoder = DecoderConfig {
-                scale_sampling,
-                template_timeout_ms: template_timeout * 1000,
-                max_hold_ms: max_hold * 1000,
-                ..DecoderConfig::default()
+            let opts = DecodeFileOptions {
+                decoder: DecoderConfig {
+                    scale_sampling,
+                    template_timeout_ms: template_timeout * 1000,
+                    max_hold_ms: max_hold * 1000,
+                    ..DecoderConfig::default()
+                },
+                encode: ferroflow_codecs::json::EncodeOptions { no_raw },
             };
-            opts.encode.no_raw = no_raw;
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
             match decode_files(&files, &opts, &mut out) {
