@@ -36,6 +36,7 @@ mod common;
 pub mod ipfix;
 pub mod netflow5;
 pub mod netflow9;
+pub mod sflow;
 
 pub use common::{
     flow_field_value, EncodeError, FieldSpecRepr, FieldValue, FlowRepr, FlowValue,
