@@ -290,6 +290,8 @@ impl Decoder {
         let mut errs = DecodeStats::default();
         let r = sflow::decode(exporter, payload, &mut errs, &mut |r| {
             let mut r = *r;
+            // sFlow carries no wall-clock time: the receive time stands in for the export time
+            r.export_time_ns = r.export_time_ns.or(Some(now_ns));
             Self::emit(&mut counts, scale, &mut r, f);
         });
         self.stats.merge(&errs);
