@@ -9,7 +9,8 @@ use std::process::Command;
 use serde_json::Value;
 
 fn documented() -> BTreeSet<String> {
-    let md = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema.md")).unwrap();
+    let md = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema.md"))
+        .unwrap();
     let mut out = BTreeSet::new();
     for line in md.lines() {
         let Some(first) = line.strip_prefix("| ").and_then(|l| l.split(" |").next()) else {
@@ -28,7 +29,11 @@ fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, u64>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 walk(&p, x, out);
             }
         }
@@ -72,35 +77,65 @@ fn corpus_docs(extra_args: &[&str]) -> Vec<Value> {
 #[test]
 fn every_documented_field_is_emitted_and_nothing_else() {
     let documented = documented();
-    assert!(documented.len() > 100, "schema table not found: {documented:?}");
+    assert!(
+        documented.len() > 100,
+        "schema table not found: {documented:?}"
+    );
     let mut seen = BTreeMap::new();
-    let docs: Vec<Value> = corpus_docs(&[]).into_iter().chain(corpus_docs(&["--scale-sampling"])).collect();
+    let docs: Vec<Value> = corpus_docs(&[])
+        .into_iter()
+        .chain(corpus_docs(&["--scale-sampling"]))
+        .collect();
     for d in &docs {
         walk("", d, &mut seen);
         // what every document has
-        for k in ["/@timestamp", "/event/kind", "/event/action", "/observer/ip", "/flow/protocol", "/flow/exporter_port", "/flow/sampling_rate"] {
+        for k in [
+            "/@timestamp",
+            "/event/kind",
+            "/event/action",
+            "/observer/ip",
+            "/flow/protocol",
+            "/flow/exporter_port",
+            "/flow/sampling_rate",
+        ] {
             assert!(d.pointer(k).is_some(), "{k} missing in {d}");
         }
         if d["event"]["kind"] == "event" && d["flow"]["protocol"] != "sflow5" {
             assert!(d.pointer("/netflow").is_some(), "netflow.* missing in {d}");
             if d["flow"]["protocol"] != "netflow_v5" {
-                assert!(d.pointer("/flow/template_id").is_some(), "template id missing in {d}");
+                assert!(
+                    d.pointer("/flow/template_id").is_some(),
+                    "template id missing in {d}"
+                );
             }
         }
         if d["flow"]["protocol"] == "sflow5" {
-            assert!(d.pointer("/sflow/agent").is_some() && d.pointer("/sflow/sample_type").is_some(), "{d}");
+            assert!(
+                d.pointer("/sflow/agent").is_some() && d.pointer("/sflow/sample_type").is_some(),
+                "{d}"
+            );
         }
     }
-    let emitted: BTreeSet<String> = seen.keys().filter(|k| !k.starts_with("netflow.")).cloned().collect();
+    let emitted: BTreeSet<String> = seen
+        .keys()
+        .filter(|k| !k.starts_with("netflow."))
+        .cloned()
+        .collect();
     let undocumented: Vec<_> = emitted.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "emitted but not in docs/schema.md: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "emitted but not in docs/schema.md: {undocumented:?}"
+    );
     let unseen: Vec<_> = documented
         .iter()
         .filter(|f| f.contains('.') || f.starts_with('@'))
         .filter(|f| !f.starts_with("netflow."))
         .filter(|f| !emitted.contains(*f))
         .collect();
-    assert!(unseen.is_empty(), "documented but never emitted by the corpus: {unseen:?}");
+    assert!(
+        unseen.is_empty(),
+        "documented but never emitted by the corpus: {unseen:?}"
+    );
     // the raw elements are there too
     assert!(seen.keys().any(|k| k == "netflow.octet_delta_count"));
     assert!(seen.keys().any(|k| k.starts_with("netflow.reverse_")));

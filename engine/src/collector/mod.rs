@@ -1,0 +1,350 @@
+//! `ferroflow collect`: pinned workers receive UDP batches with `recvmmsg`, decode in place,
+//! encode JSON into a reused buffer and hand documents to their own sink.
+//!
+//! Two layouts:
+//! - combined (default): each worker thread receives and decodes;
+//! - split: per worker a receive thread and a decode thread joined by a bounded ring of
+//!   batches (crossbeam); a full ring blocks or drops by policy, and drops are counted.
+//!
+//! Shutdown (the `stop` flag, set by SIGTERM/SIGINT): receivers drain what the kernel still
+//! holds for them, decoders drain the rings, sinks deliver, the template store is saved.
+
+mod worker;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferroflow_codecs::json::EncodeOptions;
+use ferroflow_codecs::DecoderConfig;
+use ferroflow_io::udp::{bind_udp, BoundSocket, SocketOptions};
+
+use crate::metrics::Metrics;
+use crate::sink::{SinkError, SinkFactory};
+use crate::template_store::{self, StoreSnapshot};
+
+/// What a full receive->decode ring does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingFull {
+    /// Wait for the decoder (the kernel socket buffer absorbs the burst, then drops and
+    /// counts in SO_RXQ_OVFL).
+    Block,
+    /// Drop the batch and count its datagrams.
+    Drop,
+}
+
+/// One worker: its cores (`None`: not pinned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSpec {
+    pub recv_core: Option<usize>,
+    /// Split layout only: the decode thread's core.
+    pub decode_core: Option<usize>,
+}
+
+/// Decides whether a datagram's source may be decoded (the exporter allow-list).
+pub type AllowFn = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+/// Resolved runtime settings of the collector (built from the config file, the environment
+/// and the command line by the caller).
+#[derive(Clone)]
+pub struct CollectorSettings {
+    pub listen: Vec<SocketAddr>,
+    pub workers: Vec<WorkerSpec>,
+    /// Separate receive and decode threads per worker.
+    pub split: bool,
+    pub ring_capacity: usize,
+    pub ring_full: RingFull,
+    /// Datagrams per recvmmsg.
+    pub recv_batch: usize,
+    /// Largest datagram kept whole (bigger ones are truncated and counted as errors).
+    pub slot_bytes: usize,
+    pub socket_rcvbuf_bytes: Option<usize>,
+    pub decoder: DecoderConfig,
+    pub encode: EncodeOptions,
+    pub template_store: Option<PathBuf>,
+    pub template_store_interval: Duration,
+    pub allow: Option<AllowFn>,
+    /// How long sinks may take to deliver at shutdown.
+    pub close_timeout: Duration,
+}
+
+impl Default for CollectorSettings {
+    fn default() -> Self {
+        CollectorSettings {
+            listen: vec![
+                "0.0.0.0:2055".parse().expect("valid"),
+                "0.0.0.0:4739".parse().expect("valid"),
+                "0.0.0.0:6343".parse().expect("valid"),
+            ],
+            workers: vec![WorkerSpec {
+                recv_core: None,
+                decode_core: None,
+            }],
+            split: false,
+            ring_capacity: 1024,
+            ring_full: RingFull::Block,
+            recv_batch: 64,
+            slot_bytes: 9216,
+            socket_rcvbuf_bytes: Some(32 << 20),
+            decoder: DecoderConfig::default(),
+            encode: EncodeOptions::default(),
+            template_store: None,
+            template_store_interval: Duration::from_secs(30),
+            allow: None,
+            close_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for CollectorSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectorSettings")
+            .field("listen", &self.listen)
+            .field("workers", &self.workers)
+            .field("split", &self.split)
+            .field("ring_capacity", &self.ring_capacity)
+            .field("ring_full", &self.ring_full)
+            .field("recv_batch", &self.recv_batch)
+            .field("allow", &self.allow.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors that stop the collector from starting or finishing cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error(transparent)]
+    Bind(#[from] ferroflow_io::udp::IoError),
+    #[error("sink: {0}")]
+    Sink(#[from] SinkError),
+    #[error("template store {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("spawning worker thread: {0}")]
+    Spawn(std::io::Error),
+    #[error("a worker thread panicked")]
+    WorkerPanicked,
+    #[error("no listen address")]
+    NoListen,
+}
+
+/// What a run did, for the exit summary.
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    pub packets: u64,
+    pub decode: ferroflow_codecs::DecodeStats,
+    pub sink: crate::sink::SinkCounters,
+    pub socket_drops: u64,
+    pub ring_drops: u64,
+    pub not_allowed: u64,
+    pub templates_saved: usize,
+}
+
+/// Startup facts to log (bound addresses, buffer sizes).
+#[derive(Debug, Clone)]
+pub struct BoundInfo {
+    pub worker: usize,
+    pub addr: SocketAddr,
+    pub rcvbuf_requested: Option<usize>,
+    pub rcvbuf_granted: usize,
+    pub rcvbuf_short: bool,
+}
+
+/// A running collector.
+pub struct Collector {
+    settings: Arc<CollectorSettings>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    factory: Arc<dyn SinkFactory>,
+    snapshots: Arc<Mutex<Vec<Option<StoreSnapshot>>>>,
+    pub bound: Vec<BoundInfo>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+pub(crate) struct Shared {
+    pub metrics: Arc<Metrics>,
+    pub stop: Arc<AtomicBool>,
+    pub snapshots: Arc<Mutex<Vec<Option<StoreSnapshot>>>>,
+    pub initial_store: Option<Arc<StoreSnapshot>>,
+    pub errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collector {
+    /// Bind every worker's sockets, create the sinks, load the template store and start the
+    /// threads. Errors here (address in use, output not writable) stop the start.
+    pub fn start(
+        settings: CollectorSettings,
+        factory: Arc<dyn SinkFactory>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Collector, CollectorError> {
+        if settings.listen.is_empty() {
+            return Err(CollectorError::NoListen);
+        }
+        let settings = Arc::new(settings);
+        let n = settings.workers.len().max(1);
+        let metrics = Arc::new(Metrics::new(n));
+        let opts = SocketOptions {
+            recv_buffer_bytes: settings.socket_rcvbuf_bytes,
+            reuse_port: true,
+            reuse_address: false,
+            nonblocking: true,
+            ..SocketOptions::default()
+        };
+        let mut bound = Vec::new();
+        let mut sockets: Vec<Vec<BoundSocket>> = Vec::new();
+        for w in 0..n {
+            let mut mine = Vec::new();
+            for (i, addr) in settings.listen.iter().enumerate() {
+                // port 0: every worker must share the port the first one got
+                let addr = match sockets.first().and_then(|s: &Vec<BoundSocket>| s.get(i)) {
+                    Some(first) if addr.port() == 0 => first.local_addr,
+                    _ => *addr,
+                };
+                let s = bind_udp(addr, &opts)?;
+                bound.push(BoundInfo {
+                    worker: w,
+                    addr: s.local_addr,
+                    rcvbuf_requested: s.recv_buffer.requested,
+                    rcvbuf_granted: s.recv_buffer.granted,
+                    rcvbuf_short: s.recv_buffer.is_short(),
+                });
+                mine.push(s);
+            }
+            sockets.push(mine);
+        }
+        let initial_store = match &settings.template_store {
+            Some(p) => template_store::load(p)
+                .map_err(|e| CollectorError::Store {
+                    path: p.clone(),
+                    source: e,
+                })?
+                .map(Arc::new),
+            None => None,
+        };
+        let snapshots = Arc::new(Mutex::new(vec![None; n]));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::new(Shared {
+            metrics: metrics.clone(),
+            stop: stop.clone(),
+            snapshots: snapshots.clone(),
+            initial_store,
+            errors: errors.clone(),
+        });
+        let mut threads = Vec::new();
+        for (w, socks) in sockets.into_iter().enumerate() {
+            let sink = factory.make(w, n)?;
+            let spec = settings.workers.get(w).copied().unwrap_or(WorkerSpec {
+                recv_core: None,
+                decode_core: None,
+            });
+            threads.extend(worker::spawn(
+                w,
+                spec,
+                socks,
+                sink,
+                settings.clone(),
+                shared.clone(),
+            )?);
+        }
+        metrics.ready.store(true, Ordering::Relaxed);
+        Ok(Collector {
+            settings,
+            metrics,
+            stop,
+            threads,
+            factory,
+            snapshots,
+            bound,
+            errors,
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Errors the workers hit (sink write failures...), drained.
+    pub fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn save_store(&self) -> Result<usize, CollectorError> {
+        let Some(path) = &self.settings.template_store else {
+            return Ok(0);
+        };
+        let snaps = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let merged = template_store::merge(snaps.iter().flatten());
+        let n = merged.templates.len();
+        template_store::save(path, &merged).map_err(|e| CollectorError::Store {
+            path: path.clone(),
+            source: e,
+        })?;
+        Ok(n)
+    }
+
+    /// Run until `stop` is set, saving the template store periodically; then shut down in
+    /// order and report.
+    pub fn run_until_stopped(mut self) -> Result<RunReport, CollectorError> {
+        let mut last_save = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if self.threads.iter().all(|t| t.is_finished()) {
+                break; // every worker died: nothing left to do
+            }
+            if last_save.elapsed() >= self.settings.template_store_interval {
+                last_save = Instant::now();
+                if let Err(e) = self.save_store() {
+                    tracing::warn!("{e}");
+                }
+            }
+        }
+        self.shutdown()
+    }
+
+    /// Stop: the workers drain and deliver, then the shared outputs are finished.
+    pub fn shutdown(&mut self) -> Result<RunReport, CollectorError> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.metrics.stopping.store(true, Ordering::Relaxed);
+        let mut panicked = false;
+        for t in self.threads.drain(..) {
+            panicked |= t.join().is_err();
+        }
+        self.factory.finish()?;
+        let templates_saved = self.save_store()?;
+        if panicked {
+            return Err(CollectorError::WorkerPanicked);
+        }
+        let m = &self.metrics;
+        Ok(RunReport {
+            packets: m.packets_total(),
+            decode: m.decode_totals(),
+            sink: m.sink_totals(),
+            socket_drops: m
+                .workers
+                .iter()
+                .map(|w| w.socket_drops.load(Ordering::Relaxed))
+                .sum(),
+            ring_drops: m
+                .workers
+                .iter()
+                .map(|w| w.ring_drops.load(Ordering::Relaxed))
+                .sum(),
+            not_allowed: m
+                .workers
+                .iter()
+                .map(|w| w.not_allowed.load(Ordering::Relaxed))
+                .sum(),
+            templates_saved,
+        })
+    }
+}
