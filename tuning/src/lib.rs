@@ -17,6 +17,7 @@
 pub mod cidr;
 pub mod config;
 pub mod cpuset;
+pub mod topology;
 
 pub use cidr::{AllowList, Cidr, CidrError};
 pub use config::{
@@ -25,3 +26,4 @@ pub use config::{
     OutputConfig, OutputKind,
 };
 pub use cpuset::{CpuSet, CpuSetError};
+pub use topology::{CpuInfo, Irq, IrqKind, Nic, NumaNode, RxQueue, SoftnetStat, Sysctls, Topology};
