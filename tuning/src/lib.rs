@@ -17,6 +17,9 @@
 pub mod cidr;
 pub mod config;
 pub mod cpuset;
+pub mod plan;
+pub mod report;
+pub mod sockbuf;
 pub mod topology;
 
 pub use cidr::{AllowList, Cidr, CidrError};
@@ -26,4 +29,6 @@ pub use config::{
     OutputConfig, OutputKind,
 };
 pub use cpuset::{CpuSet, CpuSetError};
+pub use plan::{CorePlan, WorkerPlan};
+pub use report::{apply_sysctls, CheckStatus, SysctlCheck, TuneError, TuneReport};
 pub use topology::{CpuInfo, Irq, IrqKind, Nic, NumaNode, RxQueue, SoftnetStat, Sysctls, Topology};
