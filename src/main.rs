@@ -1,12 +1,11 @@
 //! `ferroflow`: one binary, one subcommand per job.
 
-use std::io::Write;
+mod cmd;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ferroflow_codecs::DecoderConfig;
-use ferroflow_engine::decode_file::{decode_files, DecodeFileOptions};
 
 #[derive(Parser)]
 #[command(
@@ -21,69 +20,46 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Receive flow export traffic on UDP and write one JSON document per flow record.
+    ///
+    /// With no options: listens on 0.0.0.0:2055 (NetFlow/IPFIX), 4739 (IPFIX) and 6343
+    /// (sFlow), prints documents on stdout, metrics on http://127.0.0.1:9102/metrics.
+    /// SIGTERM / SIGINT: stop receiving, deliver everything accepted, exit.
+    Collect(cmd::collect::Args),
     /// Decode pcap / pcapng captures of flow export traffic to JSON lines on stdout.
     ///
     /// Every UDP datagram is recognised by its version field, whatever its port; template
     /// state is kept per exporter across all the files given, in order. A summary of counts
     /// goes to stderr.
-    Decode {
-        /// Capture files (pcap or pcapng).
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// Multiply bytes and packets by the sampling rate.
+    Decode(cmd::decode::Args),
+    /// Report the CPU topology, NIC queues and IRQs, kernel settings and a recommended core
+    /// plan for the collector (reads /sys and /proc).
+    Tune {
+        /// Configuration file whose settings the plan is for.
         #[arg(long)]
-        scale_sampling: bool,
-        /// Leave out the raw `netflow.*` / `sflow.*` elements (ECS fields only).
+        config: Option<PathBuf>,
+        /// Read /sys and /proc under this root (for captured trees).
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
+        /// Print only the recommended config snippet (TOML).
         #[arg(long)]
-        no_raw: bool,
-        /// Forget templates not refreshed for this many seconds of capture time (0: never).
-        #[arg(long, default_value_t = 0)]
-        template_timeout: u64,
-        /// Hold data sets without a template for at most this many seconds of capture time
-        /// (0: until the end of the input).
-        #[arg(long, default_value_t = 0)]
-        max_hold: u64,
-        /// Print no summary on stderr.
-        #[arg(long, short)]
-        quiet: bool,
+        toml: bool,
+        /// Write the recommended sysctls to /proc/sys (root only).
+        #[arg(long)]
+        apply: bool,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Decode {
-            files,
-            scale_sampling,
-            no_raw,
-            template_timeout,
-            max_hold,
-            quiet,
-        } => {
-            let opts = DecodeFileOptions {
-                decoder: DecoderConfig {
-                    scale_sampling,
-                    template_timeout_ms: template_timeout * 1000,
-                    max_hold_ms: max_hold * 1000,
-                    ..DecoderConfig::default()
-                },
-                encode: ferroflow_codecs::json::EncodeOptions { no_raw },
-            };
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-            match decode_files(&files, &opts, &mut out) {
-                Ok(summary) => {
-                    if !quiet {
-                        let _ = summary.write_text(&mut std::io::stderr());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    let _ = out.flush();
-                    eprintln!("ferroflow decode: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Collect(a) => cmd::collect::run(a),
+        Command::Decode(a) => cmd::decode::run(a),
+        Command::Tune {
+            config,
+            root,
+            toml,
+            apply,
+        } => cmd::tune::run(config, root, toml, apply),
     }
 }

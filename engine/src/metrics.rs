@@ -328,19 +328,25 @@ impl Metrics {
                 _ => return None,
             })
         };
-        let mut last: Option<&str> = None;
+        // group by family (the stats list protocols interleaved)
+        let mut families: Vec<(&'static str, Vec<(&'static str, u64)>)> = Vec::new();
         for (name, label, v) in by_label {
+            match families.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, vals)) => vals.push((label, v)),
+                None => families.push((name, vec![(label, v)])),
+            }
+        }
+        for (name, vals) in families {
             let Some((m, lname)) = decode_metric(name) else {
                 continue;
             };
-            if last != Some(name) {
-                header(&mut out, m);
-                last = Some(name);
-            }
-            if lname.is_empty() {
-                let _ = writeln!(out, "{} {v}", m.name());
-            } else {
-                let _ = writeln!(out, "{}{{{lname}=\"{label}\"}} {v}", m.name());
+            header(&mut out, m);
+            for (label, v) in vals {
+                if lname.is_empty() {
+                    let _ = writeln!(out, "{} {v}", m.name());
+                } else {
+                    let _ = writeln!(out, "{}{{{lname}=\"{label}\"}} {v}", m.name());
+                }
             }
         }
 

@@ -1,0 +1,259 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use ferroflow_codecs::json::EncodeOptions;
+use ferroflow_codecs::DecoderConfig;
+use ferroflow_engine::collector::{Collector, CollectorSettings, RingFull, WorkerSpec};
+use ferroflow_engine::sink::file::LinesFactory;
+use ferroflow_engine::sink::SinkFactory;
+use ferroflow_tuning::{Config, CorePlan, FullPolicy, OutputKind, Topology};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Configuration file (TOML; see ferroflow.example.toml). Environment variables
+    /// FERROFLOW_<SECTION>_<KEY> override it, these flags override both.
+    #[arg(long, env = "FERROFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to receive on (repeatable): 0.0.0.0:2055, [::]:4739, 127.0.0.1:9995...
+    #[arg(long = "listen", value_name = "ADDR")]
+    listen: Vec<SocketAddr>,
+    /// Where documents go: stdout, file:PATH, kafka.
+    #[arg(long, value_name = "stdout|file:PATH|kafka")]
+    output: Option<String>,
+    /// Kafka bootstrap servers, HOST:PORT,... (with --output kafka).
+    #[arg(long, value_name = "HOST:PORT,...")]
+    kafka_brokers: Option<String>,
+    /// Prometheus metrics and /healthz, /readyz on this address ("off" to disable).
+    #[arg(long, value_name = "ADDR|off")]
+    metrics: Option<String>,
+    /// Number of workers (default: from the core plan).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Separate receive and decode threads per worker, joined by a ring.
+    #[arg(long)]
+    split: bool,
+    /// Do not pin threads to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Multiply bytes and packets by the sampling rate.
+    #[arg(long)]
+    scale_sampling: bool,
+    /// Persist templates and sampling state in this file (loaded at start).
+    #[arg(long)]
+    template_store: Option<PathBuf>,
+    /// Log level (error, warn, info, debug, trace).
+    #[arg(long)]
+    log_level: Option<String>,
+}
+
+/// The configuration after the file, the environment and the flags.
+fn resolve(a: &Args) -> anyhow::Result<Config> {
+    let mut cfg = Config::from_sources(a.config.as_deref(), std::env::vars())?;
+    if !a.listen.is_empty() {
+        cfg.collector.listen = a.listen.clone();
+    }
+    if let Some(o) = &a.output {
+        match o.as_str() {
+            "stdout" => cfg.output.kind = OutputKind::Stdout,
+            "kafka" => cfg.output.kind = OutputKind::Kafka,
+            "elasticsearch" => cfg.output.kind = OutputKind::Elasticsearch,
+            s if s.starts_with("file:") => {
+                cfg.output.kind = OutputKind::File;
+                cfg.output.path = Some(PathBuf::from(&s[5..]));
+            }
+            s => bail!("--output {s}: expected stdout, file:PATH or kafka"),
+        }
+    }
+    if let Some(b) = &a.kafka_brokers {
+        cfg.output.kafka.brokers = b
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    if let Some(w) = a.workers {
+        cfg.collector.workers = Some(w);
+    }
+    if a.split {
+        cfg.collector.split_receive_decode = true;
+    }
+    if a.no_pin {
+        cfg.cpu.pinning = false;
+    }
+    if a.scale_sampling {
+        cfg.decoder.scale_sampling = true;
+    }
+    if let Some(p) = &a.template_store {
+        cfg.decoder.template_store = Some(p.clone());
+    }
+    if let Some(l) = &a.log_level {
+        cfg.log.level = l.clone();
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn settings(cfg: &Config, plan: &CorePlan) -> CollectorSettings {
+    let d = &cfg.decoder;
+    let workers = plan
+        .workers
+        .iter()
+        .map(|w| WorkerSpec {
+            recv_core: if plan.pinned { w.recv_core } else { None },
+            decode_core: if plan.pinned { w.decode_core } else { None },
+        })
+        .collect();
+    let allow = if d.allow_exporters.is_empty() {
+        None
+    } else {
+        let list = d.allow_exporters.clone();
+        Some(Arc::new(move |ip| list.contains(ip)) as ferroflow_engine::collector::AllowFn)
+    };
+    CollectorSettings {
+        listen: cfg.collector.listen.clone(),
+        workers,
+        split: plan.split,
+        ring_capacity: cfg.collector.ring_capacity,
+        ring_full: match cfg.collector.ring_full {
+            FullPolicy::Block => RingFull::Block,
+            FullPolicy::Drop => RingFull::Drop,
+        },
+        recv_batch: cfg.collector.recv_batch,
+        slot_bytes: 9216,
+        socket_rcvbuf_bytes: Some(cfg.collector.socket_rcvbuf_bytes as usize),
+        decoder: DecoderConfig {
+            scale_sampling: d.scale_sampling,
+            template_timeout_ms: d.template_timeout_secs * 1000,
+            max_templates_per_exporter: d.max_templates_per_exporter,
+            max_exporters: d.max_exporters,
+            max_held_bytes_per_exporter: d.max_held_bytes_per_exporter as usize,
+            max_held_bytes_total: d.max_held_bytes_total as usize,
+            max_hold_ms: d.max_hold_secs * 1000,
+        },
+        encode: EncodeOptions::default(),
+        template_store: d.template_store.clone(),
+        template_store_interval: Duration::from_secs(30),
+        allow,
+        close_timeout: Duration::from_secs(30),
+    }
+}
+
+fn sink_factory(cfg: &Config) -> anyhow::Result<Arc<dyn SinkFactory>> {
+    Ok(match cfg.output.kind {
+        OutputKind::Stdout => Arc::new(LinesFactory::stdout()),
+        OutputKind::File => {
+            let path = cfg
+                .output
+                .path
+                .as_ref()
+                .context("output kind file needs output.path")?;
+            Arc::new(LinesFactory::file(path)?)
+        }
+        OutputKind::Kafka => bail!("--output kafka: the Kafka sink is not in this build yet"),
+        OutputKind::Elasticsearch => {
+            bail!("--output elasticsearch: the direct Elasticsearch sink is not in this build yet")
+        }
+    })
+}
+
+fn collect(a: Args) -> anyhow::Result<()> {
+    let cfg = resolve(&a)?;
+    super::init_logging(&cfg.log.level);
+    let topo = Topology::read(std::path::Path::new("/"));
+    let plan = CorePlan::recommend(&topo, &cfg);
+    for line in plan.explain() {
+        tracing::info!("core plan: {line}");
+    }
+    let settings = settings(&cfg, &plan);
+    if settings.allow.is_none() {
+        tracing::warn!(
+            "no exporter allow-list (decoder.allow_exporters): accepting datagrams from any source"
+        );
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    let factory = sink_factory(&cfg)?;
+    let collector = Collector::start(settings, factory, stop.clone())?;
+    let mut seen = std::collections::HashSet::new();
+    for b in &collector.bound {
+        if seen.insert(b.addr) {
+            tracing::info!("listening on {} ({} workers)", b.addr, plan.workers.len());
+        }
+        if b.rcvbuf_short {
+            tracing::warn!(
+                "worker {} {}: SO_RCVBUF {} requested, kernel granted {} (raise net.core.rmem_max; see `ferroflow tune`)",
+                b.worker,
+                b.addr,
+                b.rcvbuf_requested.unwrap_or(0),
+                b.rcvbuf_granted
+            );
+        }
+    }
+    let metrics_addr = match a.metrics.as_deref() {
+        Some("off") => None,
+        Some(s) => Some(
+            s.parse::<SocketAddr>()
+                .with_context(|| format!("--metrics {s}"))?,
+        ),
+        None => Some(cfg.metrics.listen),
+    };
+    let http_stop = Arc::new(AtomicBool::new(false));
+    let http = match metrics_addr {
+        Some(addr) => {
+            let (bound, h) =
+                ferroflow_engine::http::serve(addr, collector.metrics(), http_stop.clone())
+                    .with_context(|| format!("metrics listener {addr}"))?;
+            tracing::info!("metrics on http://{bound}/metrics");
+            Some(h)
+        }
+        None => None,
+    };
+    let report = collector.run_until_stopped();
+    http_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(h) = http {
+        let _ = h.join();
+    }
+    let report = report?;
+    let d = &report.decode;
+    tracing::info!(
+        "stopped: packets={} records={} counter_samples={} delivered={} failed={} dropped={} undelivered={} decode_errors={} template_misses={} socket_drops={} ring_drops={} not_allowed={} templates_saved={}",
+        report.packets,
+        d.records_total(),
+        d.counter_samples,
+        report.sink.delivered,
+        report.sink.failed,
+        report.sink.dropped,
+        report.sink.in_flight,
+        d.errors_total(),
+        d.template_misses,
+        report.socket_drops,
+        report.ring_drops,
+        report.not_allowed,
+        report.templates_saved
+    );
+    if report.sink.failed > 0 || report.sink.in_flight > 0 {
+        bail!(
+            "{} documents failed and {} were not delivered before the close timeout",
+            report.sink.failed,
+            report.sink.in_flight
+        );
+    }
+    Ok(())
+}
+
+pub fn run(a: Args) -> ExitCode {
+    match collect(a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferroflow collect: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
