@@ -1,0 +1,592 @@
+#!/usr/bin/env bash
+# Real services for ferroflow's developers, tests and CI, on 127.0.0.1 with fixed ports.
+#
+#   scripts/services.sh up     [kafka|opensearch|tansu ...]   start (default: kafka opensearch)
+#   scripts/services.sh down   [kafka|opensearch|tansu ...]   stop  (default: all three)
+#   scripts/services.sh status [kafka|opensearch|tansu ...]   what runs (default: all three)
+#   scripts/services.sh clean  [kafka|opensearch|tansu ...]   stop, then delete data and logs
+#   scripts/services.sh env                                    print the endpoints as shell exports
+#
+# Ports: Kafka 9092 (controller 9093), OpenSearch HTTP 9200 (transport 9300), Tansu 9094.
+# State:  <repo>/.cache/services/<name>/ (server.log, data, pid), jars in <repo>/.cache/maven/.
+# `up` is idempotent: a healthy running service is left alone; it returns when every service
+# asked for is healthy (Kafka: topics netflow, ipfix, sflow exist), or fails with the tail of the
+# server log. `status NAME...` exits 3 when one of the named services does not run.
+# Environment overrides and timings: docs/services.md.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+CACHE=${FERROFLOW_CACHE_DIR:-$ROOT/.cache}
+SVC=$CACHE/services
+MVN_CACHE=$CACHE/maven
+DEFS=$SCRIPT_DIR/services
+
+HOST=127.0.0.1
+KAFKA_PORT=9092
+KAFKA_CONTROLLER_PORT=9093
+OPENSEARCH_PORT=9200
+OPENSEARCH_TRANSPORT_PORT=9300
+TANSU_PORT=9094
+
+KAFKA_PARTITIONS=${FERROFLOW_KAFKA_PARTITIONS:-4}
+KAFKA_RETENTION_MS=${FERROFLOW_KAFKA_RETENTION_MS:-86400000}
+read -r -a KAFKA_TOPICS <<<"${FERROFLOW_KAFKA_TOPICS:-netflow ipfix sflow}"
+KAFKA_HEAP=${FERROFLOW_KAFKA_HEAP:-768m}
+OPENSEARCH_HEAP=${FERROFLOW_OPENSEARCH_HEAP:-1g}
+START_TIMEOUT=${FERROFLOW_SERVICES_START_TIMEOUT:-180}
+STOP_TIMEOUT=${FERROFLOW_SERVICES_STOP_TIMEOUT:-30}
+LOCK_TIMEOUT=${FERROFLOW_SERVICES_LOCK_TIMEOUT:-600}
+TANSU_VERSION=${FERROFLOW_TANSU_VERSION:-0.6.0}
+TANSU_STORAGE=${FERROFLOW_TANSU_STORAGE:-memory://tansu/}
+TANSU_BUILD_TIMEOUT=${FERROFLOW_TANSU_BUILD_TIMEOUT:-3600}
+read -r -a MVN_EXTRA <<<"${FERROFLOW_MVN_OPTS:-}"
+
+if [[ -n ${FERROFLOW_JAVA_HOME:-} ]]; then
+  JAVA_BIN=$FERROFLOW_JAVA_HOME/bin
+elif [[ -n ${JAVA_HOME:-} && -x ${JAVA_HOME}/bin/java ]]; then
+  JAVA_BIN=$JAVA_HOME/bin
+else
+  JAVA_BIN=$(dirname "$(readlink -f "$(command -v java || echo /usr/bin/java)")")
+fi
+JAVA=$JAVA_BIN/java
+JAVAC=$JAVA_BIN/javac
+
+ALL_SERVICES=(kafka opensearch tansu)
+DEFAULT_UP=(kafka opensearch)
+
+# ---------------------------------------------------------------------------------------- helpers
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
+now() { date +%s; }
+
+need() {
+  local cmd
+  for cmd in "$@"; do
+    command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' not found; run scripts/install-deps.sh"
+  done
+}
+
+check_java() {
+  [[ -x $JAVA && -x $JAVAC ]] || die "no JDK at $JAVA_BIN (set JAVA_HOME or FERROFLOW_JAVA_HOME; run scripts/install-deps.sh)"
+  local v
+  v=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  [[ -n $v && $v -ge 17 ]] || die "Java 17 or newer needed, $JAVA is ${v:-unknown}"
+}
+
+# Marker on each server's command line, so a PID file is trusted only for our own process.
+marker() {
+  case $1 in
+    tansu) echo "tcp://$HOST:$TANSU_PORT" ;;   # its listener URL
+    *) echo "-Dferroflow.service=$1" ;;
+  esac
+}
+
+# Prints the PID of service $1 if it runs (PID file + live process with our marker).
+service_pid() {
+  local name=$1 pidfile=$SVC/$1/pid pid
+  [[ -f $pidfile ]] || return 1
+  pid=$(<"$pidfile")
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$(marker "$name")" || return 1
+  echo "$pid"
+}
+
+port_open() {
+  timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null
+}
+
+# start_detached NAME LOG CMD... : runs CMD in its own session, detached from the caller, with
+# stdout and stderr appended to LOG; the process writes its own PID file before it execs CMD.
+start_detached() {
+  local name=$1 logf=$2 pidfile=$SVC/$1/pid i
+  shift 2
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016  # $$ and $@ belong to the inner shell
+  # 9>&-: the server must not inherit the lock of services.sh (see with_lock)
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" >>"$logf" 2>&1 </dev/null 9>&- &
+  for ((i = 0; i < 50; i++)); do
+    [[ -s $pidfile ]] && return 0
+    sleep 0.1
+  done
+  die "$name: no PID file after 5 s"
+}
+
+# Prints the last lines of a service's log and stops it; exits 1.
+fail_start() {
+  local name=$1 msg=$2
+  printf '[services] error: %s: %s\n' "$name" "$msg" >&2
+  printf '[services] ---- last 40 lines of %s ----\n' "$SVC/$name/server.log" >&2
+  tail -n 40 "$SVC/$name/server.log" >&2 || true
+  printf '[services] ----\n' >&2
+  stop_service "$name" >/dev/null 2>&1 || true
+  exit 1
+}
+
+# stop_service NAME: SIGTERM, wait up to STOP_TIMEOUT s, then SIGKILL.
+stop_service() {
+  local name=$1 pid i steps
+  if ! pid=$(service_pid "$name"); then
+    if [[ -f $SVC/$name/pid ]]; then
+      rm -f "$SVC/$name/pid"
+      log "$name: not running (removed stale PID file)"
+    else
+      log "$name: not running"
+    fi
+    return 0
+  fi
+  log "$name: stopping (pid $pid, SIGTERM)"
+  kill -TERM "$pid" 2>/dev/null || true
+  steps=$((STOP_TIMEOUT * 5))
+  for ((i = 0; i < steps; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$name: still running after ${STOP_TIMEOUT}s, SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && die "$name: pid $pid survives SIGKILL"
+  fi
+  rm -f "$SVC/$name/pid"
+  log "$name: stopped"
+}
+
+# wait_port NAME PORT DEADLINE: waits until PORT accepts connections while the service lives.
+wait_port() {
+  local name=$1 port=$2 deadline=$3
+  while :; do
+    service_pid "$name" >/dev/null || fail_start "$name" "process exited during start-up"
+    port_open "$port" && return 0
+    (($(now) < deadline)) || fail_start "$name" "port $port not open after ${START_TIMEOUT}s"
+    sleep 0.5
+  done
+}
+
+# Refuses to start when another process (not ours) holds one of the ports.
+check_ports_free() {
+  local name=$1 port
+  shift
+  for port in "$@"; do
+    if port_open "$port"; then
+      die "$name: port $HOST:$port is in use by a process that services.sh did not start; stop it first"
+    fi
+  done
+}
+
+# fetch_jars NAME: mvn dependency:copy-dependencies of scripts/services/NAME/pom.xml into
+# .cache/maven/NAME/libs; skipped while the jars there came from the same pom.
+fetch_jars() {
+  local name=$1 pom=$DEFS/$1/pom.xml dir=$MVN_CACHE/$1 stamp sum
+  stamp=$dir/libs/.pom.sha256
+  sum=$(sha256sum "$pom" | cut -d' ' -f1)
+  if [[ -f $stamp && $(<"$stamp") == "$sum" ]]; then
+    return 0
+  fi
+  need mvn
+  log "$name: fetching jars from Maven Central (mvn dependency:copy-dependencies)"
+  mkdir -p "$dir"
+  rm -rf "$dir/libs.tmp"
+  if ! mvn -B -q -f "$pom" "${MVN_EXTRA[@]}" dependency:copy-dependencies \
+      -DoutputDirectory="$dir/libs.tmp" >"$dir/mvn.log" 2>&1; then
+    tail -n 40 "$dir/mvn.log" >&2
+    die "$name: mvn failed (full log: $dir/mvn.log)"
+  fi
+  rm -rf "$dir/libs" "$dir/classes"
+  mv "$dir/libs.tmp" "$dir/libs"
+  echo "$sum" >"$stamp"
+  log "$name: $(find "$dir/libs" -name '*.jar' | wc -l) jars, $(du -sh "$dir/libs" | cut -f1)"
+}
+
+# compile_helper NAME SOURCE: javac SOURCE into .cache/maven/NAME/classes when it changed.
+compile_helper() {
+  local name=$1 src=$DEFS/$1/$2 dir=$MVN_CACHE/$1 cls
+  cls=$dir/classes/$(basename "$2" .java).class
+  if [[ -f $cls && $cls -nt $src ]]; then
+    return 0
+  fi
+  log "$name: compiling $2"
+  mkdir -p "$dir/classes"
+  "$JAVAC" -proc:none -nowarn -d "$dir/classes" -cp "$dir/libs/*" "$src" \
+    || die "$name: javac $2 failed"
+}
+
+rotate_log() {
+  local f=$SVC/$1/server.log
+  if [[ -f $f ]]; then
+    mv -f "$f" "$f.prev"
+  fi
+}
+
+# ------------------------------------------------------------------------------------------ kafka
+
+kafka_cp() { echo "$MVN_CACHE/kafka/libs/*:$MVN_CACHE/kafka/classes"; }
+
+kafka_admin() {
+  "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -Xshare:auto \
+    -Dlog4j2.configurationFile="$SVC/kafka/tools-log4j2.properties" \
+    -cp "$(kafka_cp)" KafkaAdmin "$@"
+}
+
+kafka_write_config() {
+  local d=$SVC/kafka
+  mkdir -p "$d/data"
+  cat >"$d/server.properties" <<EOF
+# Written by scripts/services.sh at every 'up'; edit the script, not this file.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$d/data
+# one broker: every internal topic has one replica
+num.partitions=$KAFKA_PARTITIONS
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.ms=$KAFKA_RETENTION_MS
+log.segment.bytes=268435456
+# small machine
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+EOF
+  cat >"$d/log4j2.properties" <<'EOF'
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRefs = stdout
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = INFO
+EOF
+  cat >"$d/tools-log4j2.properties" <<'EOF'
+status = warn
+appender.stderr.type = Console
+appender.stderr.name = STDERR
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = ERROR
+rootLogger.appenderRef.stderr.ref = STDERR
+EOF
+}
+
+kafka_up() {
+  local d=$SVC/kafka pid deadline cluster_id
+  mkdir -p "$d"
+  if pid=$(service_pid kafka); then
+    log "kafka: already running (pid $pid); checking topics"
+    kafka_admin ensure "$HOST:$KAFKA_PORT" 30 "$KAFKA_PARTITIONS" "$KAFKA_RETENTION_MS" "${KAFKA_TOPICS[@]}" \
+      || fail_start kafka "running but not answering"
+    return 0
+  fi
+  check_java
+  check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  fetch_jars kafka
+  compile_helper kafka KafkaAdmin.java
+  kafka_write_config
+  rotate_log kafka
+
+  if [[ ! -f $d/data/meta.properties ]]; then
+    if [[ ! -s $d/cluster.id ]]; then
+      "$JAVA" -Dlog4j2.configurationFile="$d/tools-log4j2.properties" -cp "$(kafka_cp)" \
+        kafka.tools.StorageTool random-uuid >"$d/cluster.id"
+    fi
+    cluster_id=$(<"$d/cluster.id")
+    log "kafka: formatting storage (cluster $cluster_id)"
+    "$JAVA" -Dlog4j2.configurationFile="$d/tools-log4j2.properties" -cp "$(kafka_cp)" \
+      kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$d/server.properties" \
+      --ignore-formatted >>"$d/server.log" 2>&1 || fail_start kafka "kafka-storage format failed"
+  fi
+
+  log "kafka: starting on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, heap $KAFKA_HEAP)"
+  deadline=$(($(now) + START_TIMEOUT))
+  # shellcheck disable=SC2086  # FERROFLOW_KAFKA_JAVA_OPTS is a list of words
+  start_detached kafka "$d/server.log" "$JAVA" "$(marker kafka)" \
+    -Xms256m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$d/log4j2.properties" -Dkafka.logs.dir="$d" \
+    ${FERROFLOW_KAFKA_JAVA_OPTS:-} \
+    -cp "$(kafka_cp)" kafka.Kafka "$d/server.properties"
+  wait_port kafka "$KAFKA_PORT" "$deadline"
+  local left=$((deadline - $(now)))
+  ((left > 5)) || left=5
+  kafka_admin ensure "$HOST:$KAFKA_PORT" "$left" "$KAFKA_PARTITIONS" "$KAFKA_RETENTION_MS" "${KAFKA_TOPICS[@]}" \
+    || fail_start kafka "broker did not become ready or topics could not be created"
+  log "kafka: up (pid $(service_pid kafka))"
+}
+
+# ------------------------------------------------------------------------------------- opensearch
+
+opensearch_write_config() {
+  local d=$SVC/opensearch
+  mkdir -p "$d/home/plugins" "$d/home/modules" "$d/config" "$d/data" "$d/logs"
+  cat >"$d/config/opensearch.yml" <<EOF
+# Written by scripts/services.sh at every 'up'; edit the script, not this file.
+cluster.name: ferroflow
+node.name: ferroflow-1
+path.data: $d/data
+path.logs: $d/logs
+network.host: $HOST
+http.port: $OPENSEARCH_PORT
+transport.port: $OPENSEARCH_TRANSPORT_PORT
+discovery.type: single-node
+# a full developer disk must not turn the test indices read-only
+cluster.routing.allocation.disk.threshold_enabled: false
+action.auto_create_index: true
+# the node runs with no security plugin at all: plain HTTP, no users
+EOF
+  cat >"$d/config/log4j2.properties" <<'EOF'
+status = error
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d{ISO8601}][%-5p][%-25c{1.}] [%node_name]%marker %m%n
+rootLogger.level = info
+rootLogger.appenderRef.console.ref = console
+logger.deprecation.name = org.opensearch.deprecation
+logger.deprecation.level = error
+EOF
+}
+
+opensearch_healthy() {
+  local body
+  body=$(curl -fsS --max-time 3 \
+    "http://$HOST:$OPENSEARCH_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" 2>/dev/null) \
+    || return 1
+  [[ $body == *'"status":"green"'* || $body == *'"status":"yellow"'* ]]
+}
+
+opensearch_up() {
+  local d=$SVC/opensearch pid deadline libs=$MVN_CACHE/opensearch
+  mkdir -p "$d"
+  need curl
+  if pid=$(service_pid opensearch); then
+    opensearch_healthy || fail_start opensearch "running (pid $pid) but not healthy"
+    log "opensearch: already running (pid $pid)"
+    return 0
+  fi
+  check_java
+  check_ports_free opensearch "$OPENSEARCH_PORT" "$OPENSEARCH_TRANSPORT_PORT"
+  fetch_jars opensearch
+  compile_helper opensearch Launcher.java
+  opensearch_write_config
+  rotate_log opensearch
+
+  log "opensearch: starting on $HOST:$OPENSEARCH_PORT (heap $OPENSEARCH_HEAP)"
+  deadline=$(($(now) + START_TIMEOUT))
+  # JVM flags as in the distribution's jvm.options, minus what needs its Bootstrap.
+  # shellcheck disable=SC2086  # FERROFLOW_OPENSEARCH_JAVA_OPTS is a list of words
+  start_detached opensearch "$d/server.log" "$JAVA" "$(marker opensearch)" \
+    -Xms"$OPENSEARCH_HEAP" -Xmx"$OPENSEARCH_HEAP" -XX:+UseG1GC \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
+    -Dio.netty.recycler.maxCapacityPerThread=0 \
+    -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
+    -Djava.locale.providers=SPI,COMPAT -Djava.io.tmpdir="$d/home" \
+    ${FERROFLOW_OPENSEARCH_JAVA_OPTS:-} \
+    -cp "$libs/libs/*:$libs/classes" Launcher "$d/home" "$d/config"
+  wait_port opensearch "$OPENSEARCH_PORT" "$deadline"
+  until opensearch_healthy; do
+    service_pid opensearch >/dev/null || fail_start opensearch "process exited during start-up"
+    (($(now) < deadline)) || fail_start opensearch "cluster not yellow/green after ${START_TIMEOUT}s"
+    sleep 0.5
+  done
+  log "opensearch: up (pid $(service_pid opensearch))"
+}
+
+# ------------------------------------------------------------------------------------------ tansu
+
+tansu_bin() {
+  if [[ -n ${FERROFLOW_TANSU_BIN:-} ]]; then
+    echo "$FERROFLOW_TANSU_BIN"
+  elif [[ -x $CACHE/tools/tansu/bin/tansu ]]; then
+    echo "$CACHE/tools/tansu/bin/tansu"
+  elif command -v tansu >/dev/null 2>&1; then
+    command -v tansu
+  else
+    return 1
+  fi
+}
+
+tansu_build() {
+  local d=$SVC/tansu t0
+  need cargo
+  mkdir -p "$d" "$CACHE/tools/tansu"
+  log "tansu: not installed; building tansu $TANSU_VERSION with cargo install (takes long:" \
+      "see docs/services.md; log: $d/build.log; bounded by ${TANSU_BUILD_TIMEOUT}s)"
+  t0=$(now)
+  if ! timeout "$TANSU_BUILD_TIMEOUT" nice -n 10 cargo install tansu --locked \
+      --version "$TANSU_VERSION" --root "$CACHE/tools/tansu" \
+      --target-dir "$CACHE/cargo-target/tansu" >"$d/build.log" 2>&1; then
+    tail -n 30 "$d/build.log" >&2
+    die "tansu: cargo install failed or took more than ${TANSU_BUILD_TIMEOUT}s (log: $d/build.log)"
+  fi
+  log "tansu: built in $(($(now) - t0))s"
+}
+
+tansu_up() {
+  local d=$SVC/tansu pid deadline bin
+  mkdir -p "$d"
+  if pid=$(service_pid tansu); then
+    port_open "$TANSU_PORT" || fail_start tansu "running (pid $pid) but port $TANSU_PORT closed"
+    log "tansu: already running (pid $pid)"
+    return 0
+  fi
+  check_ports_free tansu "$TANSU_PORT"
+  bin=$(tansu_bin) || { tansu_build; bin=$(tansu_bin) || die "tansu: no binary after build"; }
+  rotate_log tansu
+
+  log "tansu: starting on $HOST:$TANSU_PORT (storage $TANSU_STORAGE)"
+  deadline=$(($(now) + START_TIMEOUT))
+  start_detached tansu "$d/server.log" env RUST_LOG="${RUST_LOG:-warn}" "$bin" broker \
+    --listener-url "tcp://$HOST:$TANSU_PORT" \
+    --advertised-listener-url "tcp://$HOST:$TANSU_PORT" \
+    --storage-engine "$TANSU_STORAGE" \
+    --kafka-cluster-id ferroflow --kafka-node-id 111
+  wait_port tansu "$TANSU_PORT" "$deadline"
+  if command -v kcat >/dev/null 2>&1; then
+    until kcat -b "$HOST:$TANSU_PORT" -L -m 3 >/dev/null 2>&1; do
+      service_pid tansu >/dev/null || fail_start tansu "process exited during start-up"
+      (($(now) < deadline)) || fail_start tansu "no metadata answer after ${START_TIMEOUT}s"
+      sleep 0.5
+    done
+  fi
+  if [[ ${FERROFLOW_TANSU_TOPICS:-1} == 1 ]]; then
+    check_java
+    fetch_jars kafka
+    compile_helper kafka KafkaAdmin.java
+    [[ -f $SVC/kafka/tools-log4j2.properties ]] || kafka_write_config
+    local left=$((deadline - $(now)))
+    ((left > 5)) || left=5
+    kafka_admin ensure "$HOST:$TANSU_PORT" "$left" "$KAFKA_PARTITIONS" "$KAFKA_RETENTION_MS" \
+      "${KAFKA_TOPICS[@]}" || fail_start tansu "topics could not be created"
+  fi
+  log "tansu: up (pid $(service_pid tansu))"
+}
+
+# ----------------------------------------------------------------------------------------- status
+
+service_port() {
+  case $1 in
+    kafka) echo "$KAFKA_PORT" ;;
+    opensearch) echo "$OPENSEARCH_PORT" ;;
+    tansu) echo "$TANSU_PORT" ;;
+  esac
+}
+
+status_one() {
+  local name=$1 pid port rss etime
+  port=$(service_port "$name")
+  if pid=$(service_pid "$name"); then
+    rss=$(ps -o rss= -p "$pid" | tr -d ' ')
+    etime=$(ps -o etime= -p "$pid" | tr -d ' ')
+    local health=up
+    port_open "$port" || health="port $port closed"
+    printf '%-11s running  pid %-7s %s:%-5s up %-10s rss %s MiB  (%s)\n' \
+      "$name" "$pid" "$HOST" "$port" "$etime" "$((rss / 1024))" "$health"
+    return 0
+  fi
+  if [[ -f $SVC/$name/pid ]]; then
+    printf '%-11s stopped  (stale PID file)\n' "$name"
+  elif port_open "$port"; then
+    printf '%-11s stopped  (but %s:%s is taken by another process)\n' "$name" "$HOST" "$port"
+  else
+    printf '%-11s stopped\n' "$name"
+  fi
+  return 3
+}
+
+# ------------------------------------------------------------------------------------------- main
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+
+validate() {
+  local n
+  for n in "$@"; do
+    case $n in
+      kafka|opensearch|tansu) ;;
+      *) die "unknown service '$n' (kafka, opensearch, tansu)" ;;
+    esac
+  done
+}
+
+with_lock() {
+  mkdir -p "$SVC"
+  exec 9>"$SVC/.lock"
+  flock -w "$LOCK_TIMEOUT" 9 \
+    || die "another services.sh has held $SVC/.lock for more than ${LOCK_TIMEOUT}s"
+}
+
+main() {
+  local cmd=${1:-} rc=0 n
+  [[ -n $cmd ]] || { usage; exit 2; }
+  shift
+  validate "$@"
+  case $cmd in
+    up)
+      (($#)) || set -- "${DEFAULT_UP[@]}"
+      with_lock
+      local t0
+      t0=$(now)
+      for n in "$@"; do "${n}_up"; done
+      log "up: $* ready in $(($(now) - t0))s"
+      ;;
+    down)
+      (($#)) || set -- "${ALL_SERVICES[@]}"
+      with_lock
+      for n in "$@"; do stop_service "$n"; done
+      ;;
+    status)
+      local named=$#
+      (($#)) || set -- "${ALL_SERVICES[@]}"
+      for n in "$@"; do status_one "$n" || rc=$?; done
+      ((named)) || rc=0
+      return "$rc"
+      ;;
+    clean)
+      (($#)) || set -- "${ALL_SERVICES[@]}"
+      with_lock
+      for n in "$@"; do
+        stop_service "$n"
+        rm -rf "${SVC:?}/$n"
+        log "$n: data and logs removed"
+      done
+      ;;
+    env)
+      cat <<EOF
+export FERROFLOW_KAFKA_BROKERS=$HOST:$KAFKA_PORT
+export FERROFLOW_TANSU_BROKERS=$HOST:$TANSU_PORT
+export FERROFLOW_ES_URL=http://$HOST:$OPENSEARCH_PORT
+EOF
+      ;;
+    -h|--help|help) usage ;;
+    *) usage; exit 2 ;;
+  esac
+}
+
+main "$@"
