@@ -29,6 +29,17 @@ declare -A wanted=(
   [setsid]=util-linux  # detaches the servers from the caller's session
   [ps]=procps          # status
   [shellcheck]=shellcheck  # lints these scripts
+  [cmake]=cmake        # builds the bundled librdkafka (rdkafka-sys, cmake-build)
+  [pkg-config]=pkg-config
+  [make]=make
+)
+
+# header -> Debian package (librdkafka's build: TLS, SASL, OIDC over curl, compression)
+declare -A headers=(
+  [/usr/include/openssl/ssl.h]=libssl-dev
+  [/usr/include/x86_64-linux-gnu/curl/curl.h]=libcurl4-openssl-dev
+  [/usr/include/sasl/sasl.h]=libsasl2-dev
+  [/usr/include/zlib.h]=zlib1g-dev
 )
 
 missing=()
@@ -36,6 +47,15 @@ for cmd in "${!wanted[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1; then
     pkg=${wanted[$cmd]}
     # add each package once
+    if [[ " ${missing[*]-} " != *" $pkg "* ]]; then
+      missing+=("$pkg")
+    fi
+  fi
+done
+
+for h in "${!headers[@]}"; do
+  if [[ ! -e $h ]]; then
+    pkg=${headers[$h]}
     if [[ " ${missing[*]-} " != *" $pkg "* ]]; then
       missing+=("$pkg")
     fi
