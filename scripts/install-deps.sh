@@ -34,11 +34,9 @@ declare -A wanted=(
   [make]=make
 )
 
-# header -> Debian package (librdkafka's build: TLS, SASL, OIDC over curl, compression)
+# header -> Debian package (librdkafka's build: TLS, compression)
 declare -A headers=(
   [/usr/include/openssl/ssl.h]=libssl-dev
-  [/usr/include/x86_64-linux-gnu/curl/curl.h]=libcurl4-openssl-dev
-  [/usr/include/sasl/sasl.h]=libsasl2-dev
   [/usr/include/zlib.h]=zlib1g-dev
 )
 
