@@ -245,3 +245,38 @@ fn fuzzed_datagrams_are_counted_and_good_records_all_arrive() {
     println!("{sent} good and {bad_sent} bad datagrams: {} good documents, {errors} decode errors counted", got.len());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn listens_on_ipv6_and_ipv4() {
+    let dir = temp_dir("v6");
+    let out = dir.join("out.jsonl");
+    let port = free_udp_port();
+    let c = Collector::start(&[
+        "--listen",
+        &format!("[::1]:{port}"),
+        "--output",
+        &format!("file:{}", out.display()),
+    ]);
+    let v6 = std::net::UdpSocket::bind("[::1]:0").unwrap();
+    v6.send_to(&v5(1), format!("[::1]:{port}")).unwrap();
+    let v4 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    v4.send_to(&v5(2), c.addr()).unwrap();
+    wait_for("both datagrams", Duration::from_secs(10), || {
+        c.metric("ferroflow_packets_received_total") >= 2
+    });
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    let docs = read_jsonl(&out);
+    assert_eq!(docs.len(), 60);
+    assert_eq!(
+        docs.iter().filter(|d| d["observer"]["ip"] == "::1").count(),
+        30
+    );
+    assert_eq!(
+        docs.iter()
+            .filter(|d| d["observer"]["ip"] == "127.0.0.1")
+            .count(),
+        30
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
