@@ -40,6 +40,8 @@ LOCK_TIMEOUT=${FERROFLOW_SERVICES_LOCK_TIMEOUT:-600}
 TANSU_VERSION=${FERROFLOW_TANSU_VERSION:-0.6.0}
 TANSU_STORAGE=${FERROFLOW_TANSU_STORAGE:-memory://tansu/}
 TANSU_BUILD_TIMEOUT=${FERROFLOW_TANSU_BUILD_TIMEOUT:-3600}
+# memory:// (and s3://) storage needs the crate feature dynostore; sqlite:// needs libsql
+TANSU_FEATURES=${FERROFLOW_TANSU_FEATURES:-dynostore}
 read -r -a MVN_EXTRA <<<"${FERROFLOW_MVN_OPTS:-}"
 
 if [[ -n ${FERROFLOW_JAVA_HOME:-} ]]; then
@@ -456,11 +458,11 @@ tansu_build() {
   local d=$SVC/tansu t0
   need cargo
   mkdir -p "$d" "$CACHE/tools/tansu"
-  log "tansu: not installed; building tansu $TANSU_VERSION with cargo install (takes long:" \
+  log "tansu: not installed; building tansu $TANSU_VERSION ($TANSU_FEATURES) with cargo install (takes long:" \
       "see docs/services.md; log: $d/build.log; bounded by ${TANSU_BUILD_TIMEOUT}s)"
   t0=$(now)
   if ! timeout "$TANSU_BUILD_TIMEOUT" nice -n 10 cargo install tansu --locked \
-      --version "$TANSU_VERSION" --root "$CACHE/tools/tansu" \
+      --version "$TANSU_VERSION" --features "$TANSU_FEATURES" --root "$CACHE/tools/tansu" \
       --target-dir "$CACHE/cargo-target/tansu" >"$d/build.log" 2>&1; then
     tail -n 30 "$d/build.log" >&2
     die "tansu: cargo install failed or took more than ${TANSU_BUILD_TIMEOUT}s (log: $d/build.log)"
@@ -480,6 +482,13 @@ tansu_start() {
     return 0
   fi
   check_ports_free tansu "$TANSU_PORT"
+  check_java
+  fetch_jars kafka
+  compile_helper kafka KafkaAdmin.java
+  [[ -f $SVC/kafka/tools-log4j2.properties ]] || kafka_write_config
+  # the 3.9 Java client of the smoke test (Tansu 0.6.0 takes no produce from the 4.x producer)
+  fetch_jars kafka-client
+  compile_helper kafka-client ProduceConsume.java
   bin=$(tansu_bin) || { tansu_build; bin=$(tansu_bin) || die "tansu: no binary after build"; }
   rotate_log tansu
 
@@ -499,22 +508,15 @@ tansu_wait() {
     deadline=${DEADLINE[tansu]}
     wait_port tansu "$TANSU_PORT" "$deadline"
   fi
-  if command -v kcat >/dev/null 2>&1; then
-    until kcat -b "$HOST:$TANSU_PORT" -L -m 3 >/dev/null 2>&1; do
-      service_pid tansu >/dev/null || fail_start tansu "process exited during start-up"
-      (($(now) < deadline)) || fail_start tansu "no metadata answer after ${START_TIMEOUT}s"
-      sleep 0.5
-    done
-  fi
+  # Readiness and topics through the Java Admin client: kcat 1.7.1 (librdkafka 2.0.2, Debian)
+  # cannot parse Tansu 0.6.0's ApiVersions v3 response (docs/services.md).
+  local left=$((deadline - $(now)))
+  ((left > 5)) || left=5
   if [[ ${FERROFLOW_TANSU_TOPICS:-1} == 1 ]]; then
-    check_java
-    fetch_jars kafka
-    compile_helper kafka KafkaAdmin.java
-    [[ -f $SVC/kafka/tools-log4j2.properties ]] || kafka_write_config
-    local left=$((deadline - $(now)))
-    ((left > 5)) || left=5
     kafka_admin ensure "$HOST:$TANSU_PORT" "$left" "$KAFKA_PARTITIONS" "$KAFKA_RETENTION_MS" \
-      "${KAFKA_TOPICS[@]}" || fail_start tansu "topics could not be created"
+      "${KAFKA_TOPICS[@]}" || fail_start tansu "not ready or topics could not be created"
+  else
+    kafka_admin ready "$HOST:$TANSU_PORT" "$left" || fail_start tansu "not ready"
   fi
   log "tansu: up (pid $(service_pid tansu))"
 }
@@ -553,7 +555,7 @@ status_one() {
 
 # ------------------------------------------------------------------------------------------- main
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 
 validate() {
   local n
