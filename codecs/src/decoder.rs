@@ -360,8 +360,8 @@ impl Decoder {
                     break;
                 }
                 let h = st.held.pop_front().expect("front exists");
-                st.held_bytes -= h.body.len();
-                *held_bytes_total -= h.body.len();
+                st.held_bytes -= held_cost(&h.body);
+                *held_bytes_total -= held_cost(&h.body);
                 stats.held_sets_dropped += 1;
             }
         }
@@ -475,36 +475,43 @@ impl Decoder {
             }
         }
 
-        // held data whose template arrived in this datagram: options first, then flows
+        // held data whose template arrived in this datagram: options first, then flows (one
+        // pass to take them out, so releasing n held sets costs O(n))
         if !new_keys.is_empty() && !st.held.is_empty() {
+            let mut release: Vec<Held> = Vec::new();
+            let held = std::mem::take(&mut st.held);
+            for h in held {
+                let key = (h.hdr.version, h.hdr.domain, h.tid);
+                if new_keys.contains(&key) && st.templates.contains_key(&key) {
+                    st.held_bytes -= held_cost(&h.body);
+                    *held_bytes_total -= held_cost(&h.body);
+                    release.push(h);
+                } else {
+                    st.held.push_back(h);
+                }
+            }
             for want_options in [true, false] {
-                let mut i = 0;
-                while i < st.held.len() {
-                    let h = &st.held[i];
+                for h in &release {
                     let key = (h.hdr.version, h.hdr.domain, h.tid);
-                    let matches = new_keys.contains(&key)
-                        && st.templates.get(&key).map(|e| e.tpl.is_options) == Some(want_options);
-                    if !matches {
-                        i += 1;
+                    let Some(e) = st.templates.get(&key) else {
+                        continue;
+                    };
+                    if e.tpl.is_options != want_options {
                         continue;
                     }
-                    let h = st.held.remove(i).expect("index in range");
-                    st.held_bytes -= h.body.len();
-                    *held_bytes_total -= h.body.len();
                     stats.held_sets_released += 1;
-                    let tpl = &st.templates[&key].tpl;
                     if want_options {
                         consume_options(
                             &mut st.sampling,
                             &mut st.system_init_ms,
                             key,
-                            tpl,
+                            &e.tpl,
                             &h.body,
                             stats,
                         );
                     } else {
                         emit_data(
-                            tpl,
+                            &e.tpl,
                             &h.body,
                             &h.hdr,
                             h.exporter,
@@ -576,8 +583,8 @@ impl Decoder {
                         break;
                     }
                     let h = st.held.pop_front().expect("front exists");
-                    st.held_bytes -= h.body.len();
-                    self.held_bytes_total -= h.body.len();
+                    st.held_bytes -= held_cost(&h.body);
+                    self.held_bytes_total -= held_cost(&h.body);
                     self.stats.held_sets_dropped += 1;
                 }
             }
@@ -725,6 +732,13 @@ fn consume_options(
     n
 }
 
+/// Bytes a held set counts for in the bounds: its body plus the bookkeeping around it, so many
+/// tiny sets cannot escape the bound.
+#[inline]
+fn held_cost(body: &[u8]) -> usize {
+    body.len() + std::mem::size_of::<Held>()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn hold(
     st: &mut ExporterState,
@@ -736,7 +750,10 @@ fn hold(
     exporter: SocketAddr,
     now_ns: u64,
 ) {
-    let len = set.body.len();
+    if set.body.is_empty() {
+        return; // nothing to decode later (counted as a template miss by the caller)
+    }
+    let len = held_cost(set.body);
     if len > cfg.max_held_bytes_per_exporter || len > cfg.max_held_bytes_total {
         stats.held_sets_dropped += 1;
         return;
@@ -749,8 +766,8 @@ fn hold(
         let Some(old) = st.held.pop_front() else {
             break;
         };
-        st.held_bytes -= old.body.len();
-        *held_total -= old.body.len();
+        st.held_bytes -= held_cost(&old.body);
+        *held_total -= held_cost(&old.body);
         stats.held_sets_dropped += 1;
     }
     if *held_total + len > cfg.max_held_bytes_total {
@@ -990,20 +1007,65 @@ mod tests {
 
     #[test]
     fn held_data_is_bounded_per_exporter_and_in_time() {
+        // room for three held sets of one record each
+        let bound = 3 * held_cost(&rec(1));
         let mut d = Decoder::new(DecoderConfig {
-            max_held_bytes_per_exporter: 64,
+            max_held_bytes_per_exporter: bound,
             ..Default::default()
         });
         for i in 0..10 {
             let _ = run(&mut d, &ipfix(i, 7, &[(300 + i as u16, rec(1))]));
         }
-        assert!(d.held_bytes() <= 64);
+        assert!(d.held_bytes() <= bound);
+        assert_eq!(d.held_sets_pending(), 3);
         assert_eq!(d.stats().held_sets, 10);
         assert!(d.stats().held_sets_dropped >= 7);
         // expiry in time
         d.expire(1_700_000_000_000_000_000 + 11 * 60 * 1_000_000_000);
         assert_eq!(d.held_sets_pending(), 0);
         assert_eq!(d.held_bytes(), 0);
+    }
+
+    #[test]
+    fn empty_held_sets_cost_and_release_in_linear_time() {
+        let mut d = Decoder::default();
+        // 10,000 empty data sets for an unknown template are not held
+        let sets: Vec<(u16, Vec<u8>)> = (0..10_000).map(|_| (300, Vec::new())).collect();
+        let _ = run(&mut d, &ipfix(1, 7, &sets[..8000]));
+        assert_eq!(d.held_sets_pending(), 0);
+        // many small held sets, then their template: all released, in order
+        for i in 0..2000u32 {
+            let _ = run(&mut d, &ipfix(i, 7, &[(300, rec((i % 250) as u8))]));
+        }
+        let pending = d.held_sets_pending();
+        assert!(pending > 0 && pending <= 2000);
+        let (out, _) = run(&mut d, &ipfix(3000, 7, &[(2, tpl(300, FIELDS))]));
+        assert_eq!(out.len(), pending);
+        assert_eq!(d.held_sets_pending(), 0);
+    }
+
+    #[test]
+    fn a_template_repeating_one_element_gets_unique_names() {
+        let fields: Vec<(u16, u16)> = vec![(8, 4); 1024];
+        let t = Template::compile(
+            10,
+            256,
+            false,
+            &fields
+                .iter()
+                .map(|&(id, len)| WireField {
+                    id,
+                    enterprise: 0,
+                    len,
+                    scope: false,
+                })
+                .collect::<Vec<_>>(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.fields[1023].name, "source_ipv4_address_1024");
+        // (it used to take seconds: the fuzz regression `slow-ipfix-template-1024-duplicate-
+        // fields` times it in release builds)
     }
 
     #[test]

@@ -267,20 +267,27 @@ impl Template {
         let mut fixed = true;
         let mut len = 0usize;
         let mut min_len = 0usize;
+        // names used so far, and the next suffix to try per base name: O(n) for n fields even
+        // when a hostile template repeats one element a thousand times
+        let mut used: std::collections::HashSet<String> =
+            std::collections::HashSet::with_capacity(fields.len());
+        let mut next_suffix: std::collections::HashMap<String, u32> =
+            std::collections::HashMap::new();
         for f in fields {
             let (mut name, ty) = base_name(version, f);
             // duplicate element in one template: suffix _2, _3 ...
-            if specs.iter().any(|s| s.name == name) {
-                let mut n = 2;
+            if used.contains(name.as_ref()) {
+                let n = next_suffix.entry(name.to_string()).or_insert(2);
                 loop {
                     let cand = format!("{name}_{n}");
-                    if !specs.iter().any(|s| s.name == cand.as_str()) {
+                    *n += 1;
+                    if !used.contains(&cand) {
                         name = Cow::Owned(cand);
                         break;
                     }
-                    n += 1;
                 }
             }
+            used.insert(name.to_string());
             if f.len == VARLEN {
                 // RFC 3954 has no variable-length fields, but H3C and others send them with the
                 // IPFIX encoding: accept them in v9 too
