@@ -204,11 +204,8 @@ fn code_of(e: &KafkaError) -> i32 {
 
 fn describe_code(code: i32) -> String {
     match RDKafkaRespErr::try_from(code) {
-        Ok(e) => format!(
-            "{:?}: {}",
-            RDKafkaErrorCode::from(e),
-            RDKafkaErrorCode::from(e)
-        ),
+        // "MessageSizeTooLarge (Broker: Message size too large)"
+        Ok(e) => RDKafkaErrorCode::from(e).to_string(),
         Err(_) => format!("error code {code}"),
     }
 }
