@@ -126,9 +126,11 @@ struct Topics {
     names: Vec<String>,
 }
 
+/// A topic to create: name, partitions, topic configuration.
+type TopicSpec<'a> = (String, i32, Vec<(&'a str, &'a str)>);
+
 impl Topics {
-    /// `(name, partitions, topic configs)`.
-    fn create(specs: &[(String, i32, Vec<(&str, &str)>)]) -> Topics {
+    fn create(specs: &[TopicSpec<'_>]) -> Topics {
         let admin = admin();
         let new: Vec<NewTopic<'_>> = specs
             .iter()
