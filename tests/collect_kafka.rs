@@ -1071,9 +1071,14 @@ fn throughput() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
     let capture = std::env::var("FF_CAPTURE").unwrap_or_else(|_| {
-        "tests/fixtures/corpus/pmacct/402-IPFIXv10-BMP-IPv6-high-availability_traffic-00.pcap"
-            .into()
+        // NetFlow v9, one datagram with its templates and 21 data records: every datagram
+        // decodes on its own, so any number of exporters can replay it
+        "tests/fixtures/corpus/akvorado/netflow_data+templates.pcap".into()
     });
+    let exporters: u8 = std::env::var("FF_EXPORTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
     let f = Path::new(env!("CARGO_MANIFEST_DIR")).join(&capture);
     let stem = stem("rate");
     let t = format!("{stem}-flows");
@@ -1081,12 +1086,10 @@ fn throughput() {
     let dir = TempDir::new(&stem);
     let config = write_config(&dir.0, [&t, &t, &t], "block", &[]);
 
-    // one datagram of the capture decodes to how many documents? (templates first, so each
-    // data datagram counts on its own)
     let dgs = datagrams(&f);
     let docs_all = decode(&f).len();
     let c = start_collector(&config, BROKER).unwrap_or_else(|e| panic!("{}", e.stderr));
-    let senders: Vec<UdpSocket> = (0..8)
+    let senders: Vec<UdpSocket> = (0..exporters)
         .map(|i| UdpSocket::bind(SocketAddr::new(IpAddr::from([127, 0, 0, 10 + i]), 0)).unwrap())
         .collect();
     // prime each exporter with the whole capture (templates + data), then measure
@@ -1098,33 +1101,41 @@ fn throughput() {
     let primed_docs = (docs_all * senders.len()) as u64;
     let primed_dgs = (dgs.len() * senders.len()) as u64;
     let m = c.wait_settled(primed_dgs, Some(primed_docs), Duration::from_secs(60));
-    let docs_per_round = docs_all as f64 / dgs.len() as f64;
     assert_eq!(
         m.get("ferroflow_sink_delivered_total")
             .copied()
             .unwrap_or(0.0) as u64,
         primed_docs
     );
-    let rounds_per_sec = rate / docs_per_round;
+    // average documents per datagram of the capture (the whole capture is replayed in turn)
+    let docs_per_dg = docs_all as f64 / dgs.len() as f64;
+    let dgs_per_sec = rate / docs_per_dg;
+    // sendmmsg in bursts of at most 64 datagrams from one exporter, exporters in turn
+    let mut batch = ferroflow_io::udp::SendBatch::new(64);
+    let mut tx: Vec<ferroflow_io::udp::Transmit<'_>> = Vec::with_capacity(64);
     let start = Instant::now();
     let mut sent_dgs = 0u64;
-    let mut i = 0usize;
+    let mut next = 0usize;
+    let mut turn = 0usize;
     while start.elapsed().as_secs_f64() < seconds {
-        // catch up to the schedule, in bursts of at most 64
-        let due = (start.elapsed().as_secs_f64() * rounds_per_sec) as u64;
-        let mut burst = 0;
-        while sent_dgs < due && burst < 64 {
-            let (_, p) = &dgs[i % dgs.len()];
-            let s = &senders[(i / dgs.len()) % senders.len()];
-            i += 1;
-            if s.send_to(p, c.listen).is_ok() {
-                sent_dgs += 1;
-            }
-            burst += 1;
-        }
-        if burst == 0 {
+        let due = (start.elapsed().as_secs_f64() * dgs_per_sec) as u64;
+        if sent_dgs >= due {
             std::thread::sleep(Duration::from_micros(200));
+            continue;
         }
+        let n = (due - sent_dgs).min(64) as usize;
+        tx.clear();
+        for k in 0..n {
+            tx.push(ferroflow_io::udp::Transmit {
+                dst: c.listen,
+                payload: &dgs[(next + k) % dgs.len()].1,
+            });
+        }
+        let s = &senders[turn % senders.len()];
+        turn += 1;
+        let done = batch.send(s, &tx).expect("sendmmsg");
+        next += done;
+        sent_dgs += done as u64;
     }
     let send_secs = start.elapsed().as_secs_f64();
     let m = c.wait_settled(primed_dgs + sent_dgs, None, Duration::from_secs(120));
@@ -1133,7 +1144,7 @@ fn throughput() {
     let in_kafka = count_messages(&t) as u64;
     let documents = sum["records"] + sum["counter_samples"];
     let datagrams_total = primed_dgs + sent_dgs;
-    let flows_sent = (sent_dgs as f64 * docs_per_round) as u64;
+    let flows_sent = (sent_dgs as f64 * docs_per_dg) as u64;
     eprintln!(
         "throughput: target {rate} flows/s for {seconds} s: sent {sent_dgs} datagrams (~{flows_sent} flows, {:.0} flows/s achieved) in {send_secs:.1} s",
         flows_sent as f64 / send_secs
