@@ -154,7 +154,18 @@ fn sink_factory(cfg: &Config) -> anyhow::Result<Arc<dyn SinkFactory>> {
                 .context("output kind file needs output.path")?;
             Arc::new(LinesFactory::file(path)?)
         }
-        OutputKind::Kafka => bail!("--output kafka: the Kafka sink is not in this build yet"),
+        OutputKind::Kafka => {
+            use ferroflow_engine::sink::kafka::{KafkaSinkFactory, KafkaSinkSettings};
+            let f = KafkaSinkFactory::connect(KafkaSinkSettings::from_config(&cfg.output.kafka))
+                .context("--output kafka")?;
+            // A worker blocked on a full producer queue gives up after a bounded wait once a
+            // stop signal came (the flag the collector's own handlers set is not passed here).
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, f.stopping())
+                    .context("installing signal handlers")?;
+            }
+            Arc::new(f)
+        }
         OutputKind::Elasticsearch => {
             bail!("--output elasticsearch: the direct Elasticsearch sink is not in this build yet")
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use ferroflow_codecs::FlowRecord;
 
 pub mod file;
+pub mod kafka;
 
 /// Why a sink could not take or deliver documents.
 #[derive(Debug, thiserror::Error)]
