@@ -2,11 +2,16 @@
 //!
 //! - [`pcap`]: UDP datagrams out of pcap / pcapng files, and a small pcap writer.
 //! - [`udp`] (Linux): `SO_REUSEPORT` sockets, batched `recvmmsg` into a [`Slab`], `sendmmsg`.
+//! - [`afpacket`] (Linux): AF_PACKET `TPACKET_V3` ring receiver with a classic BPF filter.
+//! - [`frame`]: Ethernet / VLAN / IP / UDP parsing for the two receivers above.
 //!
 //! `unsafe` only in `sys/`, each block with a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(target_os = "linux")]
+pub mod afpacket;
+pub mod frame;
 pub mod pcap;
 pub mod slab;
 #[cfg(target_os = "linux")]
