@@ -208,6 +208,11 @@ pub(super) fn open(settings: &CollectorSettings, workers: usize) -> Result<Opene
         } => {
             let mut cfg = AfXdpConfig::new(interface, &settings.listen);
             cfg.mode = *mode;
+            // the UMEM is the socket buffer: as many 4 KiB frames as SO_RCVBUF would hold
+            if let Some(b) = settings.socket_rcvbuf_bytes {
+                cfg.frames = ((b / 4096) as u32).clamp(4096, 1 << 16).next_power_of_two();
+                cfg.rx_ring = cfg.frames;
+            }
             if let Some(q) = queue {
                 cfg.queues = vec![*q];
             }
