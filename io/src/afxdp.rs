@@ -207,7 +207,7 @@ pub fn open(cfg: &AfXdpConfig) -> Result<(Vec<XskReceiver>, XdpSetup), BypassErr
     let entries = queues.iter().max().copied().unwrap_or(0) + 1;
     let map = bpf::create_xsk_map(entries, "ff_xsks").map_err(|e| {
         let b = BypassError::new("create XSKMAP", iface, e);
-        if b.source.raw_os_error() == Some(libc::ENOSYS) {
+        if b.os.raw_os_error() == Some(libc::ENOSYS) {
             b.with_hint("this kernel has no bpf() system call (CONFIG_BPF_SYSCALL)")
         } else {
             b

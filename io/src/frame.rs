@@ -366,15 +366,14 @@ pub fn now_ns() -> u64 {
 /// A kernel-bypass receiver could not be set up: what was being done, on which interface, the
 /// OS error, and what to do about the usual causes.
 #[derive(Debug, thiserror::Error)]
-#[error("{interface}: {op}: {source}{}", hint_text(.hint))]
+#[error("{interface}: {op}: {os}{}", hint_text(.hint))]
 pub struct BypassError {
     /// What was being done ("create AF_XDP socket", "attach XDP program", ...).
     pub op: &'static str,
     /// The interface.
     pub interface: String,
-    /// The OS error.
-    #[source]
-    pub source: std::io::Error,
+    /// The OS error (in the message, so not also a `source()`: printed once).
+    pub os: std::io::Error,
     /// A hint for the usual causes (not root, kernel without the feature, busy interface).
     pub hint: Option<String>,
 }
@@ -385,8 +384,8 @@ fn hint_text(h: &Option<String>) -> String {
 
 impl BypassError {
     /// An error for `op` on `interface`, with the hint the OS error suggests.
-    pub fn new(op: &'static str, interface: &str, source: std::io::Error) -> BypassError {
-        let hint = match source.raw_os_error() {
+    pub fn new(op: &'static str, interface: &str, os: std::io::Error) -> BypassError {
+        let hint = match os.raw_os_error() {
             Some(libc::EPERM) | Some(libc::EACCES) => Some(
                 "not permitted: run as root, or grant CAP_NET_RAW (af_packet) or CAP_NET_RAW, \
                  CAP_NET_ADMIN and CAP_BPF (af_xdp)"
@@ -400,7 +399,7 @@ impl BypassError {
         BypassError {
             op,
             interface: interface.to_string(),
-            source,
+            os,
             hint,
         }
     }
@@ -413,7 +412,7 @@ impl BypassError {
 
     /// The kind of the OS error.
     pub fn kind(&self) -> std::io::ErrorKind {
-        self.source.kind()
+        self.os.kind()
     }
 }
 
