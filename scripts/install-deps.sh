@@ -32,6 +32,8 @@ declare -A wanted=(
   [cmake]=cmake        # builds the bundled librdkafka (rdkafka-sys, cmake-build)
   [pkg-config]=pkg-config
   [make]=make
+  [ip]=iproute2        # tests/bypass.rs: network namespaces and the veth pair (af_packet, af_xdp)
+  [taskset]=util-linux # the bypass benchmark pins the collector to a core
 )
 
 # header -> Debian package (librdkafka's build: TLS, compression)

@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use ferroflow_codecs::json::EncodeOptions;
 use ferroflow_codecs::DecoderConfig;
-use ferroflow_engine::collector::{Collector, CollectorSettings, RingFull, WorkerSpec};
+use ferroflow_engine::collector::{
+    Collector, CollectorSettings, InputSource, RingFull, WorkerSpec, XdpMode,
+};
 use ferroflow_engine::sink::file::LinesFactory;
 use ferroflow_engine::sink::SinkFactory;
-use ferroflow_tuning::{Config, CorePlan, FullPolicy, OutputKind, Topology};
+use ferroflow_tuning::{Config, CorePlan, FullPolicy, InputKind, OutputKind, Topology};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -49,6 +51,37 @@ pub struct Args {
     /// Log level (error, warn, info, debug, trace).
     #[arg(long)]
     log_level: Option<String>,
+    /// Packet source: udp (default, recvmmsg), af_packet (TPACKET_V3 ring) or af_xdp (kernel
+    /// bypass); the last two need --interface and root. See docs/bypass.md.
+    #[arg(long, value_enum)]
+    input: Option<InputArg>,
+    /// Interface for --input af_packet / af_xdp.
+    #[arg(long, value_name = "IFACE")]
+    interface: Option<String>,
+    /// NIC receive queue for --input af_xdp (default: every queue).
+    #[arg(long)]
+    queue: Option<u32>,
+    /// Where the XDP program runs for --input af_xdp: auto (native, else skb), native, skb.
+    #[arg(long, value_enum, default_value = "auto")]
+    xdp_mode: XdpModeArg,
+}
+
+/// `--input`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum InputArg {
+    Udp,
+    #[value(name = "af_packet")]
+    AfPacket,
+    #[value(name = "af_xdp")]
+    AfXdp,
+}
+
+/// `--xdp-mode`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum XdpModeArg {
+    Auto,
+    Native,
+    Skb,
 }
 
 /// The configuration after the file, the environment and the flags.
@@ -94,8 +127,41 @@ fn resolve(a: &Args) -> anyhow::Result<Config> {
     if let Some(l) = &a.log_level {
         cfg.log.level = l.clone();
     }
+    if let Some(i) = a.input {
+        cfg.collector.input = match i {
+            InputArg::Udp => InputKind::Udp,
+            InputArg::AfPacket => InputKind::AfPacket,
+            InputArg::AfXdp => InputKind::AfXdp,
+        };
+    }
+    if let Some(i) = &a.interface {
+        cfg.collector.interface = Some(i.clone());
+    }
+    if let Some(q) = a.queue {
+        cfg.collector.queue = Some(q);
+    }
     cfg.validate()?;
     Ok(cfg)
+}
+
+fn input_source(cfg: &Config, xdp_mode: XdpModeArg) -> anyhow::Result<InputSource> {
+    let c = &cfg.collector;
+    let interface = || c.interface.clone().context("--input needs --interface");
+    Ok(match c.input {
+        InputKind::Udp => InputSource::Udp,
+        InputKind::AfPacket => InputSource::AfPacket {
+            interface: interface()?,
+        },
+        InputKind::AfXdp => InputSource::AfXdp {
+            interface: interface()?,
+            queue: c.queue,
+            mode: match xdp_mode {
+                XdpModeArg::Auto => XdpMode::Auto,
+                XdpModeArg::Native => XdpMode::Native,
+                XdpModeArg::Skb => XdpMode::Skb,
+            },
+        },
+    })
 }
 
 fn settings(cfg: &Config, plan: &CorePlan) -> CollectorSettings {
@@ -140,6 +206,7 @@ fn settings(cfg: &Config, plan: &CorePlan) -> CollectorSettings {
         template_store_interval: Duration::from_secs(30),
         allow,
         close_timeout: Duration::from_secs(30),
+        input: InputSource::Udp,
     }
 }
 
@@ -180,7 +247,8 @@ fn collect(a: Args) -> anyhow::Result<()> {
     for line in plan.explain() {
         tracing::info!("core plan: {line}");
     }
-    let settings = settings(&cfg, &plan);
+    let mut settings = settings(&cfg, &plan);
+    settings.input = input_source(&cfg, a.xdp_mode)?;
     if settings.allow.is_none() {
         tracing::warn!(
             "no exporter allow-list (decoder.allow_exporters): accepting datagrams from any source"

@@ -293,6 +293,28 @@ impl TuneReport {
             let _ = writeln!(s, "{l}");
         }
 
+        s.push_str("\n== input ==\n");
+        let _ = writeln!(
+            s,
+            "collector.input = {}{}",
+            self.config.collector.input,
+            self.config
+                .collector
+                .interface
+                .as_ref()
+                .map(|i| format!(" on {i}"))
+                .unwrap_or_default()
+        );
+        for l in [
+            "udp: nothing beyond the sysctls above (net.core.rmem_max for SO_RCVBUF)",
+            "af_packet: root or CAP_NET_RAW; collector.interface; ring = socket_rcvbuf_bytes per worker",
+            "af_xdp: root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF), kernel >= 5.9 with CONFIG_XDP_SOCKETS, \
+             no other XDP program on collector.interface, one socket per NIC queue (RSS spreads \
+             exporters); frames up to 3840 bytes; see docs/bypass.md",
+        ] {
+            let _ = writeln!(s, "- {l}");
+        }
+
         s.push_str("\n== config ==\n");
         s.push_str(&self.to_toml_snippet());
 

@@ -9,7 +9,11 @@
 //! Shutdown (the `stop` flag, set by SIGTERM/SIGINT): receivers drain what the kernel still
 //! holds for them, decoders drain the rings, sinks deliver, the template store is saved.
 
+mod bypass;
 mod worker;
+
+pub use bypass::InputSource;
+pub use ferroflow_io::afxdp::XdpMode;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -68,6 +72,8 @@ pub struct CollectorSettings {
     pub allow: Option<AllowFn>,
     /// How long sinks may take to deliver at shutdown.
     pub close_timeout: Duration,
+    /// Where packets come from (UDP sockets by default; AF_PACKET or AF_XDP on an interface).
+    pub input: InputSource,
 }
 
 impl Default for CollectorSettings {
@@ -94,6 +100,7 @@ impl Default for CollectorSettings {
             template_store_interval: Duration::from_secs(30),
             allow: None,
             close_timeout: Duration::from_secs(30),
+            input: InputSource::Udp,
         }
     }
 }
@@ -108,6 +115,7 @@ impl std::fmt::Debug for CollectorSettings {
             .field("ring_full", &self.ring_full)
             .field("recv_batch", &self.recv_batch)
             .field("allow", &self.allow.is_some())
+            .field("input", &self.input)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +139,8 @@ pub enum CollectorError {
     WorkerPanicked,
     #[error("no listen address")]
     NoListen,
+    #[error(transparent)]
+    Bypass(#[from] ferroflow_io::frame::BypassError),
 }
 
 /// What a run did, for the exit summary.
@@ -187,7 +197,12 @@ impl Collector {
             return Err(CollectorError::NoListen);
         }
         let settings = Arc::new(settings);
-        let n = settings.workers.len().max(1);
+        let mut n = settings.workers.len().max(1);
+        let mut bypass_inputs = Vec::new();
+        if settings.input != InputSource::Udp {
+            bypass_inputs = bypass::open(&settings, n)?.workers;
+            n = bypass_inputs.len().max(1);
+        }
         let metrics = Arc::new(Metrics::new(n));
         let opts = SocketOptions {
             recv_buffer_bytes: settings.socket_rcvbuf_bytes,
@@ -198,7 +213,7 @@ impl Collector {
         };
         let mut bound = Vec::new();
         let mut sockets: Vec<Vec<BoundSocket>> = Vec::new();
-        for w in 0..n {
+        for w in 0..if bypass_inputs.is_empty() { n } else { 0 } {
             let mut mine = Vec::new();
             for (i, addr) in settings.listen.iter().enumerate() {
                 // port 0: every worker must share the port the first one got
@@ -237,6 +252,21 @@ impl Collector {
             errors: errors.clone(),
         });
         let mut threads = Vec::new();
+        for (w, input) in bypass_inputs.into_iter().enumerate() {
+            let sink = factory.make(w, n)?;
+            let spec = settings.workers.get(w).copied().unwrap_or(WorkerSpec {
+                recv_core: None,
+                decode_core: None,
+            });
+            threads.push(bypass::spawn(
+                w,
+                spec,
+                input,
+                sink,
+                settings.clone(),
+                shared.clone(),
+            )?);
+        }
         for (w, socks) in sockets.into_iter().enumerate() {
             let sink = factory.make(w, n)?;
             let spec = settings.workers.get(w).copied().unwrap_or(WorkerSpec {

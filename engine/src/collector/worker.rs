@@ -26,7 +26,7 @@ use crate::template_store::StoreSnapshot;
 /// the unspecified address.
 const MAX_EXPORTER_COUNTERS: usize = 4096;
 
-fn pin(core: Option<usize>, what: &str) {
+pub(super) fn pin(core: Option<usize>, what: &str) {
     if let Some(c) = core {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: c }) {
             tracing::warn!("could not pin {what} to core {c}");
@@ -276,8 +276,8 @@ impl Receiver {
     }
 }
 
-/// Decode + encode + sink, with the worker's counters.
-struct Processor {
+/// Decode + encode + sink, with the worker's counters (shared by the UDP and bypass loops).
+pub(super) struct Processor {
     id: usize,
     decoder: Decoder,
     sink: Box<dyn Sink>,
@@ -301,7 +301,7 @@ pub(crate) fn now_ns() -> u64 {
 }
 
 impl Processor {
-    fn new(
+    pub(super) fn new(
         id: usize,
         sink: Box<dyn Sink>,
         settings: &Arc<CollectorSettings>,
@@ -332,7 +332,7 @@ impl Processor {
         }
     }
 
-    fn fail(mut self, msg: String) {
+    pub(super) fn fail(mut self, msg: String) {
         tracing::error!("{msg}");
         self.shared
             .errors
@@ -343,7 +343,7 @@ impl Processor {
     }
 
     #[inline]
-    fn datagram(&mut self, meta: RecvMeta, payload: &[u8]) {
+    pub(super) fn datagram(&mut self, meta: RecvMeta, payload: &[u8]) {
         self.packets += 1;
         self.bytes += payload.len() as u64;
         if let Some(allow) = &self.settings.allow {
@@ -392,7 +392,7 @@ impl Processor {
         e.sequence_gaps += s.sequence_gaps - before.3;
     }
 
-    fn end_batch(&mut self, _n: usize, socket_drops: u64) {
+    pub(super) fn end_batch(&mut self, _n: usize, socket_drops: u64) {
         self.batches += 1;
         if let Err(e) = self.sink.flush_batch() {
             if self.sink_error.is_none() {
@@ -412,7 +412,7 @@ impl Processor {
     }
 
     /// Once a second (or when forced): expiry, sink housekeeping, publishing.
-    fn tick(&mut self, force: bool) {
+    pub(super) fn tick(&mut self, force: bool) {
         if !force && self.last_tick.elapsed() < Duration::from_secs(1) {
             return;
         }
@@ -476,7 +476,7 @@ impl Processor {
         }
     }
 
-    fn close(&mut self, timeout: Duration) {
+    pub(super) fn close(&mut self, timeout: Duration) {
         if let Err(e) = self.sink.flush_batch() {
             self.sink_error.get_or_insert(e.to_string());
         }

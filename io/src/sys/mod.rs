@@ -14,6 +14,10 @@ use libc::{c_int, c_uint, c_void, sockaddr_in, sockaddr_in6, sockaddr_storage, s
 
 use crate::udp::{RecvMeta, Transmit};
 
+pub(crate) mod bpf;
+pub(crate) mod packet;
+pub(crate) mod xdp;
+
 /// Times a call interrupted by a signal is retried before `Interrupted` is returned; keeps
 /// every loop bounded while making EINTR invisible in practice.
 const MAX_EINTR_RETRIES: usize = 64;
