@@ -145,9 +145,12 @@ pub fn plot(r: &BenchReport, path: &Path) -> anyhow::Result<()> {
         .y_label_area_size(80)
         .build_cartesian_2d(0f64..xmax, 0f64..ymax)
         .map_err(|x| e(&x))?;
+    let int = |v: &f64| format!("{v:.0}");
     c.configure_mesh()
         .x_desc("offered flows/s")
         .y_desc("indexed flows/s")
+        .x_label_formatter(&int)
+        .y_label_formatter(&int)
         .draw()
         .map_err(|x| e(&x))?;
     let diag = xmax.min(ymax);
@@ -186,6 +189,7 @@ pub fn plot(r: &BenchReport, path: &Path) -> anyhow::Result<()> {
     l.configure_mesh()
         .x_desc("offered flows/s")
         .y_desc("loss %")
+        .x_label_formatter(&int)
         .draw()
         .map_err(|x| e(&x))?;
     let target = r.loss_target * 100.0;
