@@ -48,6 +48,15 @@ enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Send synthetic NetFlow v5/v9, IPFIX or sFlow export traffic at a target rate (many
+    /// exporters, templates, sampling, sendmmsg from pinned threads). Prints what it sent.
+    Generate(cmd::generate::Args),
+    /// Re-send the UDP payloads of a pcap/pcapng capture to a collector at a rate, looping.
+    Replay(cmd::replay::Args),
+    /// Benchmark `ferroflow collect` (or a peer: goflow2, nfacctd, sfacctd, nfcapd) with
+    /// generated traffic: throughput, loss per stage, latency, CPU per million flows; one
+    /// rate or a search for the highest rate within a loss target. Progress on stderr.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,5 +70,8 @@ fn main() -> ExitCode {
             toml,
             apply,
         } => cmd::tune::run(config, root, toml, apply),
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     }
 }

@@ -1,5 +1,8 @@
+pub mod bench;
 pub mod collect;
 pub mod decode;
+pub mod generate;
+pub mod replay;
 pub mod tune;
 
 /// Log to stderr (stdout carries documents), at `level` unless RUST_LOG says otherwise.

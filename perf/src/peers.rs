@@ -1,0 +1,445 @@
+//! Peer collectors run side by side with ferroflow on the same traffic: goflow2 (JSON lines to
+//! a file), pmacct's nfacctd / sfacctd (print plugin, CSV to a file) and nfdump's nfcapd /
+//! sfcapd (binary nfcapd files). `perf/peers/install.sh` installs them.
+//!
+//! What a peer "indexed" is counted from what it wrote, after it has been stopped (so every
+//! buffer is flushed): goflow2's lines; the sum of pmacct's FLOWS column (pmacct aggregates
+//! flows with the same key into one line and counts them there); nfdump's flow count of the
+//! files nfcapd wrote.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::generate::Protocol;
+
+/// A peer collector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerKind {
+    Goflow2,
+    Nfacctd,
+    Sfacctd,
+    Nfcapd,
+}
+
+impl std::str::FromStr for PeerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "goflow2" => Ok(PeerKind::Goflow2),
+            "nfacctd" => Ok(PeerKind::Nfacctd),
+            "sfacctd" => Ok(PeerKind::Sfacctd),
+            "nfcapd" | "sfcapd" => Ok(PeerKind::Nfcapd),
+            _ => Err(format!(
+                "unknown peer {s:?} (goflow2, nfacctd, sfacctd, nfcapd)"
+            )),
+        }
+    }
+}
+
+impl PeerKind {
+    pub const ALL: [PeerKind; 4] = [
+        PeerKind::Goflow2,
+        PeerKind::Nfacctd,
+        PeerKind::Sfacctd,
+        PeerKind::Nfcapd,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerKind::Goflow2 => "goflow2",
+            PeerKind::Nfacctd => "nfacctd",
+            PeerKind::Sfacctd => "sfacctd",
+            PeerKind::Nfcapd => "nfcapd",
+        }
+    }
+
+    /// Whether the peer collects `p` (nfcapd's sFlow twin sfcapd stands in for sFlow).
+    pub fn supports(self, p: Protocol) -> bool {
+        match self {
+            PeerKind::Goflow2 | PeerKind::Nfcapd => true,
+            PeerKind::Nfacctd => p != Protocol::Sflow,
+            PeerKind::Sfacctd => p == Protocol::Sflow,
+        }
+    }
+
+    /// The peer that collects `p` in pmacct's family (nfacctd or sfacctd).
+    pub fn pmacct_for(p: Protocol) -> PeerKind {
+        if p == Protocol::Sflow {
+            PeerKind::Sfacctd
+        } else {
+            PeerKind::Nfacctd
+        }
+    }
+
+    fn binary_name(self, p: Protocol) -> &'static str {
+        match (self, p) {
+            (PeerKind::Nfcapd, Protocol::Sflow) => "sfcapd",
+            _ => self.name(),
+        }
+    }
+
+    /// The binary, from PATH or (goflow2) Go's bin directory.
+    pub fn binary(self, p: Protocol) -> anyhow::Result<PathBuf> {
+        let name = self.binary_name(p);
+        let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default();
+        if let Some(g) = std::env::var_os("GOBIN") {
+            dirs.push(PathBuf::from(g));
+        }
+        if let Some(g) = std::env::var_os("GOPATH") {
+            dirs.push(PathBuf::from(g).join("bin"));
+        }
+        if let Some(h) = std::env::var_os("HOME") {
+            dirs.push(PathBuf::from(h).join("go/bin"));
+        }
+        dirs.extend(["/usr/sbin", "/usr/bin", "/root/go/bin"].map(PathBuf::from));
+        dirs.into_iter()
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+            .with_context(|| format!("{name} not found: run perf/peers/install.sh"))
+    }
+
+    /// The peer's version, as its own binary (or its package) says.
+    pub fn version(self) -> anyhow::Result<String> {
+        let p = match self {
+            PeerKind::Sfacctd => Protocol::Sflow,
+            _ => Protocol::Netflow9,
+        };
+        let bin = self.binary(p)?;
+        let out = |cmd: &mut Command| -> String {
+            cmd.output()
+                .map(|o| {
+                    let mut s = String::from_utf8_lossy(&o.stdout).to_string();
+                    s.push_str(&String::from_utf8_lossy(&o.stderr));
+                    s
+                })
+                .unwrap_or_default()
+        };
+        let v = match self {
+            PeerKind::Goflow2 => {
+                // `go install` builds leave the version string empty: ask the module info
+                let mods = out(Command::new("go").arg("version").arg("-m").arg(&bin));
+                let m = mods
+                    .lines()
+                    .find(|l| l.trim_start().starts_with("mod\t") || l.contains("\tmod\t"))
+                    .map(|l| {
+                        l.split_whitespace()
+                            .skip(1)
+                            .take(2)
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    });
+                m.unwrap_or_else(|| out(Command::new(&bin).arg("-v")).trim().to_string())
+            }
+            PeerKind::Nfacctd | PeerKind::Sfacctd => out(Command::new(&bin).arg("-V"))
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+            PeerKind::Nfcapd => out(Command::new(&bin).arg("-V"))
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+        };
+        Ok(v)
+    }
+}
+
+/// A running peer.
+pub struct Peer {
+    kind: PeerKind,
+    protocol: Protocol,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Peer {
+    /// Starts the peer listening on `listen`, writing into `dir`, and waits (bounded) until
+    /// its UDP socket is bound.
+    pub fn start(
+        kind: PeerKind,
+        protocol: Protocol,
+        listen: SocketAddr,
+        dir: &Path,
+        workers: usize,
+        cores: Option<&str>,
+    ) -> anyhow::Result<Peer> {
+        if !kind.supports(protocol) {
+            bail!("{} does not collect {protocol}", kind.name());
+        }
+        let bin = kind.binary(protocol)?;
+        let out_dir = dir.join("out");
+        std::fs::create_dir_all(&out_dir)?;
+        // taskset execs the peer: the child's pid is the peer's
+        let mut cmd = match cores {
+            Some(c) => {
+                let mut t = Command::new("taskset");
+                t.arg("-c").arg(c).arg(&bin);
+                t
+            }
+            None => Command::new(&bin),
+        };
+        match kind {
+            PeerKind::Goflow2 => {
+                let scheme = if protocol == Protocol::Sflow {
+                    "sflow"
+                } else {
+                    "netflow"
+                };
+                let http = crate::bench::free_tcp_port()?;
+                cmd.arg("-listen")
+                    .arg(format!(
+                        "{scheme}://{}:{}?count={}",
+                        listen.ip(),
+                        listen.port(),
+                        workers.max(1)
+                    ))
+                    .arg("-transport")
+                    .arg("file")
+                    .arg("-transport.file")
+                    .arg(out_dir.join("flows.json"))
+                    .arg("-format")
+                    .arg("json")
+                    .arg("-loglevel")
+                    .arg("error")
+                    .arg("-addr")
+                    .arg(format!("127.0.0.1:{http}"));
+            }
+            PeerKind::Nfacctd | PeerKind::Sfacctd => {
+                let d = if kind == PeerKind::Nfacctd {
+                    "nfacctd"
+                } else {
+                    "sfacctd"
+                };
+                let conf = dir.join(format!("{d}.conf"));
+                std::fs::write(&conf, pmacct_config(d, listen, &out_dir))?;
+                cmd.arg("-f").arg(&conf);
+            }
+            PeerKind::Nfcapd => {
+                cmd.arg("-w")
+                    .arg(&out_dir)
+                    .arg("-b")
+                    .arg(listen.ip().to_string())
+                    .arg("-p")
+                    .arg(listen.port().to_string())
+                    .arg("-t")
+                    .arg("3600");
+            }
+        }
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("peer.stdout"))?)
+            .stderr(std::fs::File::create(dir.join("peer.stderr"))?);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                let err = std::fs::read_to_string(dir.join("peer.stderr")).unwrap_or_default();
+                let out = std::fs::read_to_string(dir.join("peer.stdout")).unwrap_or_default();
+                bail!("{} exited at start ({st}): {err}{out}", kind.name());
+            }
+            if udp_port_bound(listen.port()) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{} did not bind {listen} within 20 s", kind.name());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // pmacct binds before its plugins are up
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Peer {
+            kind,
+            protocol,
+            child,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, wait for the exit (bounded), return the CPU seconds it used in all.
+    pub fn stop(&mut self, timeout: Duration) -> anyhow::Result<f64> {
+        crate::bench::stop_child(&mut self.child, timeout)
+    }
+
+    /// Flows in what the peer wrote (call after [`Peer::stop`]).
+    pub fn count_output(&self) -> anyhow::Result<u64> {
+        let out = self.dir.join("out");
+        match self.kind {
+            PeerKind::Goflow2 => count_lines(&out.join("flows.json")),
+            PeerKind::Nfacctd | PeerKind::Sfacctd => {
+                let mut total = 0;
+                for e in std::fs::read_dir(&out)? {
+                    let p = e?.path();
+                    if p.is_file() {
+                        total += pmacct_csv_flows(&std::fs::read_to_string(&p)?);
+                    }
+                }
+                Ok(total)
+            }
+            PeerKind::Nfcapd => nfdump_flows(&out, self.protocol),
+        }
+    }
+}
+
+/// A pmacct daemon with one print plugin writing CSV, appending every second. The aggregate
+/// keys are the 5-tuple and `flows`, whose FLOWS column counts the flows merged into a line.
+fn pmacct_config(daemon: &str, listen: SocketAddr, out: &Path) -> String {
+    format!(
+        "daemonize: false\n\
+         {daemon}_ip: {ip}\n\
+         {daemon}_port: {port}\n\
+         {daemon}_time_new: true\n\
+         plugins: print[out]\n\
+         aggregate[out]: src_host, dst_host, src_port, dst_port, proto, flows\n\
+         print_output[out]: csv\n\
+         print_output_file[out]: {file}\n\
+         print_output_file_append[out]: true\n\
+         print_refresh_time[out]: 1\n\
+         print_cache_entries[out]: 65535\n",
+        ip = listen.ip(),
+        port = listen.port(),
+        file = out.join("flows.csv").display()
+    )
+}
+
+/// Sum of the FLOWS column of pmacct CSV output (header lines repeat on every append).
+pub fn pmacct_csv_flows(csv: &str) -> u64 {
+    let mut col: Option<usize> = None;
+    let mut total = 0u64;
+    for line in csv.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        if let Some(i) = f.iter().position(|x| x.trim() == "FLOWS") {
+            col = Some(i);
+            continue;
+        }
+        if let Some(i) = col {
+            total += f
+                .get(i)
+                .and_then(|x| x.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        } else if !line.trim().is_empty() {
+            total += 1;
+        }
+    }
+    total
+}
+
+/// Newlines in a file, read in blocks.
+pub fn count_lines(path: &Path) -> anyhow::Result<u64> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        n += buf[..k].iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok(n)
+}
+
+/// Flows in the nfcapd files of `dir`, as nfdump's statistics (`-I`) count them.
+fn nfdump_flows(dir: &Path, _p: Protocol) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.starts_with("nfcapd.") && !name.starts_with("sfcapd.") {
+            continue;
+        }
+        let o = Command::new("nfdump")
+            .arg("-r")
+            .arg(&p)
+            .arg("-I")
+            .output()
+            .context("running nfdump -I")?;
+        let text = String::from_utf8_lossy(&o.stdout);
+        total += text
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == "Flows").then(|| v.trim().parse::<u64>().ok())?
+            })
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Whether something listens on UDP `port` (IPv4 or IPv6), from /proc/net/udp{,6}.
+pub fn udp_port_bound(port: u16) -> bool {
+    let hex = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|s| {
+            s.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|local| local.ends_with(&hex))
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pmacct_flows_column_is_summed_across_appends() {
+        let csv = "SRC_IP,DST_IP,SRC_PORT,DST_PORT,PROTOCOL,PACKETS,FLOWS,BYTES\n\
+                   10.0.0.1,172.16.0.1,40000,443,tcp,10,3,1500\n\
+                   10.0.0.2,172.16.0.1,40001,443,tcp,1,1,60\n\
+                   SRC_IP,DST_IP,SRC_PORT,DST_PORT,PROTOCOL,PACKETS,FLOWS,BYTES\n\
+                   10.0.0.3,172.16.0.1,40002,53,udp,1,2,60\n";
+        assert_eq!(pmacct_csv_flows(csv), 6);
+    }
+
+    #[test]
+    fn names_and_support() {
+        for k in PeerKind::ALL {
+            assert_eq!(k.name().parse::<PeerKind>(), Ok(k));
+        }
+        assert!(!PeerKind::Nfacctd.supports(Protocol::Sflow));
+        assert!(PeerKind::Sfacctd.supports(Protocol::Sflow));
+        assert_eq!(PeerKind::pmacct_for(Protocol::Ipfix), PeerKind::Nfacctd);
+    }
+
+    #[test]
+    fn a_bound_port_is_seen() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(udp_port_bound(s.local_addr().unwrap().port()));
+    }
+
+    #[test]
+    fn lines_are_counted() {
+        let d = std::env::temp_dir().join(format!("ff-peers-test-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("x.json");
+        std::fs::write(&f, "{}\n{}\n{}\n").unwrap();
+        assert_eq!(count_lines(&f).unwrap(), 3);
+        assert_eq!(count_lines(&d.join("missing")).unwrap(), 0);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
