@@ -1,5 +1,6 @@
 pub mod collect;
 pub mod decode;
+pub mod index;
 pub mod tune;
 
 /// Log to stderr (stdout carries documents), at `level` unless RUST_LOG says otherwise.
