@@ -239,6 +239,24 @@ impl IndexSettings {
         if self.batch.max_wait.is_zero() {
             return bad("bulk-max-wait-ms", &self.batch.max_wait, "at least 1 ms");
         }
+        for (k, v) in &self.kafka_properties {
+            let coop = (k == "partition.assignment.strategy" && v.contains("cooperative"))
+                || (k == "group.protocol" && v == "consumer");
+            if coop {
+                return bad(
+                    "kafka-property",
+                    &format!("{k}={v}"),
+                    "incremental (cooperative / KIP-848) rebalancing is not supported: a revocation drops the partial batch, which is only right when every partition is revoked",
+                );
+            }
+            if ["enable.auto.offset.store", "group.id", "bootstrap.servers"].contains(&k.as_str()) {
+                return bad(
+                    "kafka-property",
+                    k,
+                    "set by ferroflow index (use the flags)",
+                );
+            }
+        }
         if self.retry.initial.is_zero() || self.retry.max < self.retry.initial {
             return bad("retry", &self.retry, "0 < initial <= max");
         }

@@ -14,12 +14,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -246,9 +246,93 @@ fn dead_letter(
     }
 }
 
-/// librdkafka statistics -> the lag gauge.
+/// A batch handed to the senders, in consumption order.
+struct Pending {
+    seq: u64,
+    commit: Vec<(u16, i32, i64)>,
+    skipped: u64,
+    done: Option<bool>,
+}
+
+/// What a consumer thread has in flight, shared with its rebalance callback (which runs on the
+/// same thread, inside `poll`; the lock is never held across `poll`).
+#[derive(Default)]
+pub struct Inflight {
+    outstanding: VecDeque<Pending>,
+    /// Offsets stored since the last assignment (for the commits at revoke and at shutdown).
+    stored: HashMap<(u16, i32), i64>,
+    /// A batch was not delivered: nothing after it may be stored until the next assignment.
+    poisoned: bool,
+    /// Bumped at every revocation: the partial batch being built is then dropped (its
+    /// partitions restart from the committed offsets).
+    generation: u64,
+}
+
+impl Inflight {
+    fn mark(&mut self, d: Done) {
+        if let Some(p) = self.outstanding.iter_mut().find(|p| p.seq == d.seq) {
+            p.done = Some(d.delivered);
+        }
+    }
+
+    /// Takes the finished batches at the head, in order, and stores their offsets.
+    fn collect(
+        &mut self,
+        done_rx: &Receiver<Done>,
+        consumer: &BaseConsumer<ConsumerCtx>,
+        topics: &[String],
+        metrics: &IndexMetrics,
+    ) {
+        while let Ok(d) = done_rx.try_recv() {
+            self.mark(d);
+        }
+        while let Some(p) = self.outstanding.front() {
+            let Some(ok) = p.done else { break };
+            let p = self.outstanding.pop_front().expect("front exists");
+            metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+            IndexMetrics::add(&metrics.skipped, p.skipped);
+            if !ok {
+                self.poisoned = true;
+            }
+            if self.poisoned {
+                continue;
+            }
+            let mut tpl = TopicPartitionList::with_capacity(p.commit.len());
+            for (t, part, next) in &p.commit {
+                let _ =
+                    tpl.add_partition_offset(&topics[*t as usize], *part, Offset::Offset(*next));
+                self.stored.insert((*t, *part), *next);
+            }
+            // A partition revoked meanwhile answers an error: its new owner re-reads it, and
+            // the deterministic ids turn the replay into 409s.
+            let _ = consumer.store_offsets(&tpl);
+            IndexMetrics::add(&metrics.batches_committed, 1);
+        }
+    }
+
+    /// Synchronous commit of everything stored.
+    fn commit_stored(&self, consumer: &BaseConsumer<ConsumerCtx>, topics: &[String], id: usize) {
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in &self.stored {
+            let _ = tpl.add_partition_offset(&topics[*t as usize], *p, Offset::Offset(*o));
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                tracing::warn!("consumer {id}: commit: {e}");
+            }
+        }
+    }
+}
+
+/// The consumer's context: the lag gauge from librdkafka statistics, and the revoke handler
+/// that drains the in-flight batches and commits before the partitions go to another member.
 pub struct ConsumerCtx {
     pub metrics: Arc<IndexMetrics>,
+    inflight: Arc<Mutex<Inflight>>,
+    done_rx: Receiver<Done>,
+    topics: Arc<[String]>,
+    drain_timeout: Duration,
+    id: usize,
 }
 
 impl ClientContext for ConsumerCtx {
@@ -264,7 +348,38 @@ impl ClientContext for ConsumerCtx {
     }
 }
 
-impl ConsumerContext for ConsumerCtx {}
+impl ConsumerContext for ConsumerCtx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(_) = rebalance else {
+            return;
+        };
+        let mut st = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let end = Instant::now() + self.drain_timeout;
+        st.collect(&self.done_rx, consumer, &self.topics, &self.metrics);
+        while !st.outstanding.is_empty() && Instant::now() < end {
+            if let Ok(d) = self.done_rx.recv_timeout(Duration::from_millis(100)) {
+                st.mark(d);
+            }
+            st.collect(&self.done_rx, consumer, &self.topics, &self.metrics);
+        }
+        if !st.outstanding.is_empty() {
+            tracing::warn!(
+                "consumer {}: rebalance: {} batches still in flight after {:?}; their partitions' next owner reads them again",
+                self.id,
+                st.outstanding.len(),
+                self.drain_timeout
+            );
+            self.metrics
+                .in_flight
+                .fetch_sub(st.outstanding.len() as u64, Ordering::Relaxed);
+            st.outstanding.clear();
+        }
+        st.commit_stored(consumer, &self.topics, self.id);
+        st.stored.clear();
+        st.poisoned = false;
+        st.generation += 1;
+    }
+}
 
 /// The consumer's librdkafka configuration.
 pub fn consumer_config(s: &IndexSettings) -> ClientConfig {
@@ -287,25 +402,21 @@ pub fn consumer_config(s: &IndexSettings) -> ClientConfig {
     cfg
 }
 
-struct Pending {
-    seq: u64,
-    commit: Vec<(u16, i32, i64)>,
-    skipped: u64,
-    done: Option<bool>,
-}
-
-/// One consumer thread's state.
+/// One consumer thread.
 pub struct ConsumerLoop {
-    pub consumer: BaseConsumer<ConsumerCtx>,
-    pub builder: RequestBuilder,
-    pub topics: Arc<[String]>,
-    pub settings: Arc<IndexSettings>,
-    pub metrics: Arc<IndexMetrics>,
-    pub jobs: Sender<Job>,
-    pub enricher: Option<Arc<Enricher>>,
-    pub stop: Arc<AtomicBool>,
-    pub abandon: Arc<AtomicBool>,
-    pub id: usize,
+    consumer: BaseConsumer<ConsumerCtx>,
+    builder: RequestBuilder,
+    topics: Arc<[String]>,
+    settings: Arc<IndexSettings>,
+    metrics: Arc<IndexMetrics>,
+    jobs: Sender<Job>,
+    enricher: Option<Arc<Enricher>>,
+    stop: Arc<AtomicBool>,
+    abandon: Arc<AtomicBool>,
+    inflight: Arc<Mutex<Inflight>>,
+    done_tx: Sender<Done>,
+    done_rx: Receiver<Done>,
+    id: usize,
 }
 
 impl ConsumerLoop {
@@ -320,12 +431,19 @@ impl ConsumerLoop {
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let mut cfg = consumer_config(&settings);
         cfg.set("client.id", format!("ferroflow-index-{id}"));
+        let topics: Arc<[String]> = settings.topics.clone().into();
+        let inflight = Arc::new(Mutex::new(Inflight::default()));
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
         let consumer: BaseConsumer<ConsumerCtx> = cfg.create_with_context(ConsumerCtx {
             metrics: metrics.clone(),
+            inflight: inflight.clone(),
+            done_rx: done_rx.clone(),
+            topics: topics.clone(),
+            drain_timeout: settings.close_timeout,
+            id,
         })?;
-        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics)?;
-        let topics: Arc<[String]> = settings.topics.clone().into();
+        let names: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
         let builder = RequestBuilder::new(
             Naming {
                 prefix: settings.index_prefix.clone(),
@@ -345,30 +463,37 @@ impl ConsumerLoop {
             enricher,
             stop,
             abandon,
+            inflight,
+            done_tx,
+            done_rx,
             id,
         })
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, Inflight> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn collect(&self) {
+        let mut st = self.state();
+        st.collect(&self.done_rx, &self.consumer, &self.topics, &self.metrics);
+    }
+
+    fn outstanding(&self) -> usize {
+        self.state().outstanding.len()
+    }
+
     /// Runs until `stop`, then delivers what it holds (until the close timeout) and commits.
     pub fn run(mut self) {
-        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
-        let mut outstanding: VecDeque<Pending> = VecDeque::new();
-        let mut stored: HashMap<(u16, i32), i64> = HashMap::new();
-        let mut poisoned = false;
         let mut paused = false;
         let mut log = RateLimited::new();
         let mut enrich_state = EnrichState::default();
+        let mut seen_generation = 0u64;
         let max_outstanding = self.settings.in_flight.max(1);
         let max_wait = self.settings.batch.max_wait;
 
         loop {
-            self.collect(
-                &done_rx,
-                &mut outstanding,
-                &mut stored,
-                &mut poisoned,
-                false,
-            );
+            self.collect();
             if self.stop.load(Ordering::Relaxed) {
                 break;
             }
@@ -378,7 +503,7 @@ impl ConsumerLoop {
                     .started()
                     .is_some_and(|t| t.elapsed() >= max_wait);
             if due {
-                if outstanding.len() >= max_outstanding {
+                if self.outstanding() >= max_outstanding {
                     // back-pressure: stop fetching, keep serving the group protocol
                     if !paused {
                         if let Ok(a) = self.consumer.assignment() {
@@ -386,10 +511,17 @@ impl ConsumerLoop {
                         }
                         paused = true;
                     }
-                    if let Ok(d) = done_rx.recv_timeout(Duration::from_millis(50)) {
-                        Self::mark(&mut outstanding, d);
+                    if let Ok(d) = self.done_rx.recv_timeout(Duration::from_millis(50)) {
+                        self.state().mark(d);
                     }
-                    if let Some(Ok(m)) = self.consumer.poll(Duration::ZERO) {
+                    let polled = self.consumer.poll(Duration::ZERO);
+                    drop_if_revoked(
+                        &self.inflight,
+                        &mut self.builder,
+                        &mut seen_generation,
+                        self.id,
+                    );
+                    if let Some(Ok(m)) = polled {
                         add_message(
                             &mut self.builder,
                             &self.metrics,
@@ -400,9 +532,9 @@ impl ConsumerLoop {
                     }
                     continue;
                 }
-                self.dispatch(&done_tx, &mut outstanding);
+                self.dispatch();
             }
-            if paused && outstanding.len() < max_outstanding {
+            if paused && self.outstanding() < max_outstanding {
                 if let Ok(a) = self.consumer.assignment() {
                     let _ = self.consumer.resume(&a);
                 }
@@ -414,7 +546,14 @@ impl ConsumerLoop {
                     .min(Duration::from_millis(100)),
                 None => Duration::from_millis(100),
             };
-            match self.consumer.poll(wait) {
+            let polled = self.consumer.poll(wait);
+            drop_if_revoked(
+                &self.inflight,
+                &mut self.builder,
+                &mut seen_generation,
+                self.id,
+            );
+            match polled {
                 Some(Ok(m)) => add_message(
                     &mut self.builder,
                     &self.metrics,
@@ -435,114 +574,86 @@ impl ConsumerLoop {
         // shutdown: hand over the partial batch, wait for the senders, commit what is done
         let deadline = Instant::now() + self.settings.close_timeout;
         if !self.builder.is_empty() {
-            self.dispatch(&done_tx, &mut outstanding);
+            self.dispatch();
         }
-        while !outstanding.is_empty() {
+        while self.outstanding() > 0 {
             if Instant::now() >= deadline && !self.abandon.load(Ordering::Relaxed) {
                 tracing::warn!(
                     "consumer {}: close timeout: {} batches undelivered; they will be read again at the next start",
                     self.id,
-                    outstanding.len()
+                    self.outstanding()
                 );
                 self.abandon.store(true, Ordering::Relaxed);
             }
-            if let Ok(d) = done_rx.recv_timeout(Duration::from_millis(100)) {
-                Self::mark(&mut outstanding, d);
+            if let Ok(d) = self.done_rx.recv_timeout(Duration::from_millis(100)) {
+                self.state().mark(d);
             }
-            self.collect(&done_rx, &mut outstanding, &mut stored, &mut poisoned, true);
+            self.collect();
             if Instant::now() >= deadline + Duration::from_secs(60) {
                 break;
             }
         }
-        let mut tpl = TopicPartitionList::new();
-        for ((t, p), o) in &stored {
-            let _ = tpl.add_partition_offset(&self.topics[*t as usize], *p, Offset::Offset(*o));
-        }
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync) {
-                tracing::warn!("consumer {}: final commit: {e}", self.id);
-            }
-        }
+        let st = self.state();
+        st.commit_stored(&self.consumer, &self.topics, self.id);
     }
 
-    fn mark(outstanding: &mut VecDeque<Pending>, d: Done) {
-        if let Some(p) = outstanding.iter_mut().find(|p| p.seq == d.seq) {
-            p.done = Some(d.delivered);
-        }
-    }
-
-    /// Takes the finished batches at the head, in order, and stores their offsets.
-    fn collect(
-        &self,
-        done_rx: &Receiver<Done>,
-        outstanding: &mut VecDeque<Pending>,
-        stored: &mut HashMap<(u16, i32), i64>,
-        poisoned: &mut bool,
-        _closing: bool,
-    ) {
-        while let Ok(d) = done_rx.try_recv() {
-            Self::mark(outstanding, d);
-        }
-        while let Some(p) = outstanding.front() {
-            let Some(ok) = p.done else { break };
-            let p = outstanding.pop_front().expect("front exists");
-            self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-            IndexMetrics::add(&self.metrics.skipped, p.skipped);
-            if !ok {
-                // an undelivered batch: nothing after it may be committed
-                *poisoned = true;
-            }
-            if *poisoned {
-                continue;
-            }
-            let mut tpl = TopicPartitionList::with_capacity(p.commit.len());
-            for (t, part, next) in &p.commit {
-                let _ = tpl.add_partition_offset(
-                    &self.topics[*t as usize],
-                    *part,
-                    Offset::Offset(*next),
-                );
-                stored.insert((*t, *part), *next);
-            }
-            // Partitions revoked meanwhile answer an error: their new owner re-reads them,
-            // and the deterministic ids turn the replay into 409s.
-            let _ = self.consumer.store_offsets(&tpl);
-            IndexMetrics::add(&self.metrics.batches_committed, 1);
-        }
-    }
-
-    fn dispatch(&mut self, done_tx: &Sender<Done>, outstanding: &mut VecDeque<Pending>) {
+    fn dispatch(&mut self) {
         let Some(batch) = self.builder.take() else {
             return;
         };
-        outstanding.push_back(Pending {
-            seq: batch.seq,
-            commit: batch.commit.clone(),
-            skipped: batch.skipped,
-            done: None,
-        });
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-        if batch.items.is_empty() {
-            Self::mark(
-                outstanding,
-                Done {
-                    seq: batch.seq,
+        let seq = batch.seq;
+        {
+            let mut st = self.state();
+            st.outstanding.push_back(Pending {
+                seq,
+                commit: batch.commit.clone(),
+                skipped: batch.skipped,
+                done: None,
+            });
+            if batch.items.is_empty() {
+                st.mark(Done {
+                    seq,
                     delivered: true,
-                },
-            );
-            return;
+                });
+                return;
+            }
         }
-        if let Err(e) = self.jobs.send(Job {
-            batch,
-            reply: done_tx.clone(),
-        }) {
+        if self
+            .jobs
+            .send(Job {
+                batch,
+                reply: self.done_tx.clone(),
+            })
+            .is_err()
+        {
             // senders gone (shutting down): leave it undelivered
-            Self::mark(
-                outstanding,
-                Done {
-                    seq: e.0.batch.seq,
-                    delivered: false,
-                },
+            self.state().mark(Done {
+                seq,
+                delivered: false,
+            });
+        }
+    }
+}
+
+/// Drops the partial batch when a revocation happened since `seen` (its partitions restart
+/// from the committed offsets; with the eager protocol every partition is revoked).
+fn drop_if_revoked(
+    inflight: &Mutex<Inflight>,
+    builder: &mut RequestBuilder,
+    seen: &mut u64,
+    id: usize,
+) {
+    let g = inflight
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .generation;
+    if g != *seen {
+        *seen = g;
+        if let Some(b) = builder.take() {
+            tracing::debug!(
+                "consumer {id}: rebalance: dropped a partial batch of {} documents (read again from the committed offsets)",
+                b.items.len()
             );
         }
     }
