@@ -69,6 +69,22 @@ impl DeadLetterError {
     }
 }
 
+/// Where dead letters go (the Kafka topic; tests use an in-memory one).
+pub trait DeadLetterSink: Send + Sync {
+    fn topic(&self) -> &str;
+    /// Writes every letter; returns once all are durable.
+    fn send_all(&self, letters: &[DeadLetter<'_>]) -> Result<(), DeadLetterError>;
+}
+
+impl DeadLetterSink for DeadLetterProducer {
+    fn topic(&self) -> &str {
+        DeadLetterProducer::topic(self)
+    }
+    fn send_all(&self, letters: &[DeadLetter<'_>]) -> Result<(), DeadLetterError> {
+        DeadLetterProducer::send_all(self, letters)
+    }
+}
+
 /// Producer of the dead-letter topic, shared by the sender threads.
 pub struct DeadLetterProducer {
     producer: FutureProducer,

@@ -25,7 +25,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 
-use super::dead_letter::{DeadLetter, DeadLetterProducer};
+use super::dead_letter::{DeadLetter, DeadLetterSink};
 use super::enrich::{EnrichState, Enricher};
 use super::metrics::IndexMetrics;
 use super::request_builder::{leading_timestamp_day_ms, Batch, Naming, RequestBuilder};
@@ -49,7 +49,7 @@ pub struct Done {
 /// What senders share.
 pub struct SenderCtx {
     pub client: EsClient,
-    pub dlq: Arc<DeadLetterProducer>,
+    pub dlq: Arc<dyn DeadLetterSink>,
     pub metrics: Arc<IndexMetrics>,
     pub settings: Arc<IndexSettings>,
     /// Set at the shutdown deadline: stop retrying, report batches undelivered.
@@ -57,6 +57,7 @@ pub struct SenderCtx {
 }
 
 /// Logs at most once per interval.
+#[derive(Default)]
 pub struct RateLimited {
     last: Option<Instant>,
     suppressed: u64,
@@ -692,5 +693,197 @@ fn add_message(
                 body.extend_from_slice(payload);
             }
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::config::EsSettings;
+    use crate::index::dead_letter::DeadLetterError;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A scripted `_bulk` server: answers the queued (status, body) in order, keeps the
+    /// request bodies.
+    fn server(script: Vec<(u16, String)>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().take(16) {
+                let Ok(mut c) = conn else { return };
+                let (seen, script) = (seen2.clone(), script.clone());
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut tmp = [0u8; 65536];
+                    for _ in 0..64 {
+                        // one request: headers, then Content-Length bytes
+                        let head_end = loop {
+                            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break p + 4;
+                            }
+                            match c.read(&mut tmp) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map(|v| v.trim().parse().unwrap())
+                            .unwrap_or(0);
+                        while buf.len() < head_end + len {
+                            match c.read(&mut tmp) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                            }
+                        }
+                        let body: Vec<u8> = buf.drain(..head_end + len).skip(head_end).collect();
+                        seen.lock().unwrap().push(String::from_utf8(body).unwrap());
+                        let (status, text) = script
+                            .lock()
+                            .unwrap()
+                            .pop_front()
+                            .unwrap_or((200, r#"{"errors":false}"#.to_string()));
+                        let _ = write!(
+                            c,
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+                            text.len()
+                        );
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[derive(Default)]
+    struct MemDlq(Mutex<Vec<(String, u16, String)>>);
+    impl DeadLetterSink for MemDlq {
+        fn topic(&self) -> &str {
+            "mem"
+        }
+        fn send_all(&self, letters: &[DeadLetter<'_>]) -> Result<(), DeadLetterError> {
+            let mut v = self.0.lock().unwrap();
+            for l in letters {
+                v.push((l.id.to_string(), l.status, l.reason.to_string()));
+            }
+            Ok(())
+        }
+    }
+
+    fn batch(n: usize) -> Batch {
+        let mut b = RequestBuilder::new(
+            Naming {
+                prefix: "t".into(),
+                data_streams: false,
+            },
+            vec!["x-netflow".to_string()].into(),
+            1000,
+            1 << 20,
+        );
+        for i in 0..n {
+            b.push(0, 0, i as i64, 0, format!("{{\"n\":{i}}}").as_bytes());
+        }
+        b.take().unwrap()
+    }
+
+    fn ctx(url: &str, dlq: Arc<MemDlq>) -> SenderCtx {
+        let settings = IndexSettings {
+            es: EsSettings {
+                urls: vec![url.to_string()],
+                ..Default::default()
+            },
+            retry: crate::index::RetryPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            },
+            ..Default::default()
+        };
+        SenderCtx {
+            client: EsClient::new(&settings.es, 1).unwrap(),
+            dlq,
+            metrics: Arc::new(IndexMetrics::new(&["x-netflow".to_string()])),
+            settings: Arc::new(settings),
+            abandon: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn item(status: u16) -> String {
+        if status < 300 {
+            format!(r#"{{"create":{{"status":{status}}}}}"#)
+        } else {
+            format!(r#"{{"create":{{"status":{status},"error":{{"type":"e{status}","reason":"r{status}"}}}}}}"#)
+        }
+    }
+
+    #[test]
+    fn only_failed_items_are_retried() {
+        let first = format!(
+            r#"{{"errors":true,"items":[{},{},{},{},{}]}}"#,
+            item(201),
+            item(429),
+            item(400),
+            item(503),
+            item(409)
+        );
+        let second = format!(r#"{{"errors":true,"items":[{},{}]}}"#, item(201), item(429));
+        let (url, seen) = server(vec![(200, first), (503, "{}".into()), (200, second)]);
+        let dlq = Arc::new(MemDlq::default());
+        let c = ctx(&url, dlq.clone());
+        let b = batch(5);
+        let mut scratch = Vec::new();
+        assert!(deliver(&c, &b, 1, &mut scratch, &mut RateLimited::new()));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0].lines().count(), 10);
+        // attempt 2 (whole-request 503) and 3: items 1 and 3 only
+        for s in &seen[1..3] {
+            assert!(s.contains("\"x-netflow-0-1\"") && s.contains("\"x-netflow-0-3\""), "{s}");
+            assert_eq!(s.lines().count(), 4);
+        }
+        // attempt 4: item 3 only (item 1 was created in attempt 3)
+        assert!(seen[3].contains("\"x-netflow-0-3\"") && seen[3].lines().count() == 2);
+        let m = &c.metrics;
+        assert_eq!(m.indexed.load(Ordering::Relaxed), 3);
+        assert_eq!(m.already_indexed.load(Ordering::Relaxed), 1);
+        assert_eq!(m.retried.load(Ordering::Relaxed), 2 + 2 + 1);
+        assert_eq!(m.dead_lettered.load(Ordering::Relaxed), 1);
+        let letters = dlq.0.lock().unwrap();
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].0, "x-netflow-0-2");
+        assert_eq!(letters[0].1, 400);
+        assert!(letters[0].2.contains("e400"));
+    }
+
+    #[test]
+    fn too_large_is_split_and_final_4xx_dead_letters() {
+        let (url, seen) = server(vec![
+            (413, "too large".into()),
+            (200, r#"{"errors":false}"#.into()),
+            (400, r#"{"error":"bad request"}"#.into()),
+        ]);
+        let dlq = Arc::new(MemDlq::default());
+        let c = ctx(&url, dlq.clone());
+        let b = batch(4);
+        assert!(deliver(&c, &b, 1, &mut Vec::new(), &mut RateLimited::new()));
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[1].lines().count(), 4); // first half
+        assert_eq!(seen[2].lines().count(), 4); // second half, rejected as a whole
+        assert_eq!(c.metrics.indexed.load(Ordering::Relaxed), 2);
+        assert_eq!(dlq.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn abandon_stops_retrying_and_reports_undelivered() {
+        let (url, _seen) = server(vec![(503, "{}".into()); 8]);
+        let c = ctx(&url, Arc::new(MemDlq::default()));
+        c.abandon.store(true, Ordering::Relaxed);
+        assert!(!deliver(&c, &batch(2), 1, &mut Vec::new(), &mut RateLimited::new()));
     }
 }
