@@ -316,7 +316,7 @@ fn enrich_stage_fields_are_indexed() {
     );
     let mut ix = Indexer::start(&args, &dir.join("index.log"));
     assert_eq!(
-        wait_count(&n.prefix, 300, Duration::from_secs(120), Some(&mut ix)),
+        wait_count(&n.prefix, 300, Duration::from_secs(240), Some(&mut ix)),
         300,
         "{}",
         ix.log_text()

@@ -47,7 +47,7 @@ fn sigkill_mid_stream_then_restart() {
     );
     let mut ix = Indexer::start(&args, &dir.join("index-1.log"));
     // wait until it is well into the stream, then kill it without warning
-    let end = Instant::now() + Duration::from_secs(120);
+    let end = Instant::now() + Duration::from_secs(240);
     let mut at_kill = 0;
     while Instant::now() < end {
         at_kill = count(&n.prefix);
@@ -110,7 +110,7 @@ fn es_outage_30s_through_proxy() {
     );
     let mut ix = Indexer::start(&args, &dir.join("index.log"));
     assert_eq!(
-        wait_count(&n.prefix, 4000, Duration::from_secs(120), Some(&mut ix)),
+        wait_count(&n.prefix, 4000, Duration::from_secs(240), Some(&mut ix)),
         4000,
         "{}",
         ix.log_text()
@@ -167,7 +167,7 @@ fn mapping_conflict_goes_to_dead_letter_topic() {
     args.extend(["--es-url", ES, "--bulk-max-docs", "300"].map(String::from));
     let mut ix = Indexer::start(&args, &dir.join("index.log"));
     assert_eq!(
-        wait_count(&n.prefix, 1997, Duration::from_secs(120), Some(&mut ix)),
+        wait_count(&n.prefix, 1997, Duration::from_secs(240), Some(&mut ix)),
         1997,
         "{}",
         ix.log_text()
@@ -241,7 +241,7 @@ fn kafka_broker_restart() {
     args.extend(["--es-url", ES, "--bulk-max-docs", "300"].map(String::from));
     let mut ix = Indexer::start(&args, &dir.join("index.log"));
     assert_eq!(
-        wait_count(&n.prefix, 3000, Duration::from_secs(120), Some(&mut ix)),
+        wait_count(&n.prefix, 3000, Duration::from_secs(240), Some(&mut ix)),
         3000,
         "{}",
         ix.log_text()
