@@ -699,6 +699,9 @@ fn pipe(
     }
 }
 
+/// A message read back: key, payload, headers.
+pub type Letter = (String, String, Vec<(String, String)>);
+
 /// Reads the dead-letter topic from the beginning until `want` messages (or the time is up):
 /// (key, payload, headers).
 pub fn read_topic(
@@ -706,7 +709,7 @@ pub fn read_topic(
     topic: &str,
     want: usize,
     timeout: Duration,
-) -> Vec<(String, String, Vec<(String, String)>)> {
+) -> Vec<Letter> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     let c: BaseConsumer = ClientConfig::new()
