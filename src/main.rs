@@ -32,6 +32,14 @@ enum Command {
     /// state is kept per exporter across all the files given, in order. A summary of counts
     /// goes to stderr.
     Decode(cmd::decode::Args),
+    /// Consume the collector's documents from Kafka and index them into Elasticsearch /
+    /// OpenSearch with _bulk, exactly once per Kafka record (deterministic ids, offsets
+    /// committed after the bulk items are written or dead-lettered).
+    ///
+    /// With no options: topics netflow, ipfix, sflow on 127.0.0.1:9092, group
+    /// ferroflow-index, into http://127.0.0.1:9200 as ferroflow-<protocol>-YYYY.MM.DD,
+    /// metrics on http://127.0.0.1:9103/metrics. SIGTERM / SIGINT: finish and commit, exit.
+    Index(Box<cmd::index::Args>),
     /// Report the CPU topology, NIC queues and IRQs, kernel settings and a recommended core
     /// plan for the collector (reads /sys and /proc).
     Tune {
@@ -64,6 +72,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Collect(a) => cmd::collect::run(a),
         Command::Decode(a) => cmd::decode::run(a),
+        Command::Index(a) => cmd::index::run(*a),
         Command::Tune {
             config,
             root,

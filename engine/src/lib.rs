@@ -5,6 +5,7 @@
 pub mod collector;
 pub mod decode_file;
 pub mod http;
+pub mod index;
 pub mod metrics;
 pub mod sink;
 pub mod template_store;

@@ -2,6 +2,7 @@ pub mod bench;
 pub mod collect;
 pub mod decode;
 pub mod generate;
+pub mod index;
 pub mod replay;
 pub mod tune;
 
