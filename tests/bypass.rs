@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -194,7 +194,6 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
 struct NsCollector {
     child: Child,
     ns: String,
-    out: PathBuf,
 }
 
 impl NsCollector {
@@ -222,7 +221,6 @@ impl NsCollector {
         let mut c = NsCollector {
             child,
             ns: v.ns_b.clone(),
-            out: out.to_path_buf(),
         };
         let t0 = Instant::now();
         loop {
@@ -692,6 +690,10 @@ fn bench_inputs() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    // MTU 1500: native XDP on a veth refuses jumbo MTUs (ERANGE)
+    for (ns, dev) in [(&v.ns_a, &v.dev_a), (&v.ns_b, &v.dev_b)] {
+        ip(&["-n", ns, "link", "set", dev, "mtu", "1500"]).unwrap();
+    }
     let rps = format!("echo 2 > /sys/class/net/{}/queues/rx-0/rps_cpus", v.dev_b);
     let st = Command::new("ip")
         .args(["netns", "exec", &v.ns_b, "sh", "-c", &rps])
@@ -734,7 +736,12 @@ fn bench_inputs() {
         ),
     ];
     let hz = 100.0; // USER_HZ
-    println!("{ip_len}-byte IP packets, {secs} s per input, sender CPU 0, receive (RPS + collector) CPU 1");
+    println!(
+        "{ip_len}-byte IP packets, {secs} s per input, sender CPU 0, receive (RPS + collector) CPU 1"
+    );
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average before: {}", l.trim());
+    }
     println!(
         "{:<20} {:>12} {:>12} {:>8} {:>14} {:>16}",
         "input", "sent pps", "recv pps", "loss", "CPU1 ns/pkt", "collector ns/pkt"
@@ -750,7 +757,7 @@ fn bench_inputs() {
             "-c",
             "1",
         ];
-        let c = match NsCollector::start(&v, Path::new("/dev/null"), &args, &wrapper) {
+        let c = match NsCollector::start(&v, &dir.join("out.jsonl"), &args, &wrapper) {
             Ok(c) => c,
             Err(e) => {
                 println!(

@@ -253,6 +253,14 @@ pub fn open(cfg: &AfXdpConfig) -> Result<(Vec<XskReceiver>, XdpSetup), BypassErr
             Err(e) if flags == bpf::XDP_FLAGS_DRV_MODE && attempts.len() > 1 => {
                 native_error = Some(e.to_string());
             }
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) => {
+                return Err(
+                    BypassError::new("attach XDP program", iface, e).with_hint(format!(
+                        "the MTU of {iface} is too large for XDP in {name} mode: lower it or use \
+                     --xdp-mode skb"
+                    )),
+                );
+            }
             Err(e) => return Err(BypassError::new("attach XDP program", iface, e)),
         }
     }
