@@ -14,6 +14,10 @@
 //! so the figures are of decoding, not of counting errors. The throughput is
 //! `Throughput::Elements(records per iteration)`.
 //!
+//! The `*/corpus_data` cases are the same captures with the template sets taken out of each
+//! datagram once the decoders are warm: the data path alone, as a collector runs between two
+//! template refreshes.
+//!
 //! - `decode/<case>/decode`: `Decoder::decode` with a closure that touches each record
 //!   (`black_box` of one field).
 //! - `decode/<case>/decode_json`: the same, and every record encoded (`json::encode`, the raw
@@ -102,6 +106,26 @@ impl Workload {
         Workload::warm(name, captures)
     }
 
+    /// The same captures with the template sets taken out of every datagram after warming:
+    /// the steady state of a collector whose templates are known (exporters resend them every
+    /// few seconds or packets, not in every datagram).
+    fn data_only(name: &str, proto: FlowProtocol, files: &[String]) -> Workload {
+        let mut w = Workload::from_captures(&format!("{name} (as captured)"), proto, files);
+        for c in &mut w.captures {
+            c.datagrams = c
+                .datagrams
+                .iter()
+                .filter_map(|(src, p)| Some((*src, strip_templates(p)?)))
+                .collect();
+        }
+        Workload::warm(&format!("{name} (templates stripped)"), w.captures).named(name)
+    }
+
+    fn named(mut self, name: &str) -> Workload {
+        self.name = name.to_string();
+        self
+    }
+
     /// Warm every decoder with one pass, then keep the datagrams that yield records or carry
     /// templates, and count the records of one pass.
     fn warm(name: &str, mut captures: Vec<Capture>) -> Workload {
@@ -178,6 +202,35 @@ impl Workload {
             }
         }
     }
+}
+
+/// The datagram without its template and options template sets (data and options data sets
+/// kept, the IPFIX length patched); `None` when no data set is left.
+fn strip_templates(p: &[u8]) -> Option<Vec<u8>> {
+    let (hdr, ids): (usize, [u16; 2]) = match proto_of(p) {
+        Some(FlowProtocol::NetflowV9) => (20, [0, 1]),
+        Some(FlowProtocol::Ipfix) => (16, [2, 3]),
+        _ => return None,
+    };
+    let end = if hdr == 16 {
+        usize::from(u16::from_be_bytes([p[2], p[3]])).min(p.len())
+    } else {
+        p.len()
+    };
+    let mut out = p.get(..hdr)?.to_vec();
+    for s in ferroflow_codecs::set::Sets::new(p.get(hdr..end)?, hdr).flatten() {
+        if !ids.contains(&s.id) {
+            out.extend_from_slice(&p[s.offset..s.offset + 4 + s.body.len()]);
+        }
+    }
+    if out.len() == hdr {
+        return None;
+    }
+    if hdr == 16 {
+        let len = out.len() as u16;
+        out[2..4].copy_from_slice(&len.to_be_bytes());
+    }
+    Some(out)
 }
 
 /// Whether a v9 / IPFIX datagram carries a template or options template set.
@@ -318,7 +371,13 @@ fn bench_decode<M: Measurement>(c: &mut Criterion<M>) {
     let mut cases = vec![
         Workload::from_captures("netflow_v5/corpus", FlowProtocol::NetflowV5, &all_files()),
         Workload::from_captures("netflow_v9/corpus", FlowProtocol::NetflowV9, &all_files()),
+        Workload::data_only(
+            "netflow_v9/corpus_data",
+            FlowProtocol::NetflowV9,
+            &all_files(),
+        ),
         Workload::from_captures("ipfix/corpus", FlowProtocol::Ipfix, &all_files()),
+        Workload::data_only("ipfix/corpus_data", FlowProtocol::Ipfix, &all_files()),
         Workload::from_captures(
             "ipfix/pmacct-400",
             FlowProtocol::Ipfix,
