@@ -970,7 +970,7 @@ fn full_queue_with_drop_policy_counts_dropped() {
 }
 
 /// queue_full = "block" with a tiny local queue: the workers wait for room, nothing is dropped
-/// or lost.
+/// or lost. The topic has one partition for two workers: they share it, and say so.
 #[test]
 fn full_queue_with_block_policy_waits_and_loses_nothing() {
     if !broker_or_skip("full_queue_with_block_policy_waits_and_loses_nothing") {
@@ -978,7 +978,7 @@ fn full_queue_with_block_policy_waits_and_loses_nothing() {
     }
     let stem = stem("block");
     let t = format!("{stem}-ipfix");
-    let _guard = Topics::create(&[(t.clone(), 2, vec![])]);
+    let _guard = Topics::create(&[(t.clone(), 1, vec![])]);
     let dir = TempDir::new(&stem);
     let config = write_config(
         &dir.0,
@@ -1000,6 +1000,13 @@ fn full_queue_with_block_policy_waits_and_loses_nothing() {
     assert!(
         ended.stderr.contains("waited for room"),
         "the waits are reported:\n{}",
+        ended.stderr
+    );
+    assert!(
+        ended
+            .stderr
+            .contains("has 1 partition(s) for 2 workers: worker 1 shares partition 0"),
+        "{}",
         ended.stderr
     );
     assert_eq!(count_messages(&t) as u64, docs);

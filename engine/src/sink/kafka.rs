@@ -366,7 +366,7 @@ impl KafkaSinkFactory {
             }
             partitions[i] = topic_partitions(&client, topic, &brokers, deadline)?;
             tracing::info!(
-                "kafka: topic {topic} has {} partitions (brokers {brokers})",
+                "kafka: topic {topic} has {} partition(s) (brokers {brokers})",
                 partitions[i]
             );
         }
@@ -455,7 +455,7 @@ impl SinkFactory for KafkaSinkFactory {
             }
             if (self.partitions[i] as usize) < workers {
                 tracing::warn!(
-                    "kafka: topic {} has {} partitions for {workers} workers: worker {worker} \
+                    "kafka: topic {} has {} partition(s) for {workers} workers: worker {worker} \
                      shares partition {} with other workers (give the topic at least {workers} \
                      partitions so that workers do not share one)",
                     r.topic,
