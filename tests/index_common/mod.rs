@@ -704,12 +704,7 @@ pub type Letter = (String, String, Vec<(String, String)>);
 
 /// Reads the dead-letter topic from the beginning until `want` messages (or the time is up):
 /// (key, payload, headers).
-pub fn read_topic(
-    brokers: &str,
-    topic: &str,
-    want: usize,
-    timeout: Duration,
-) -> Vec<Letter> {
+pub fn read_topic(brokers: &str, topic: &str, want: usize, timeout: Duration) -> Vec<Letter> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers, Message};
     let c: BaseConsumer = ClientConfig::new()

@@ -817,7 +817,9 @@ mod tests {
         if status < 300 {
             format!(r#"{{"create":{{"status":{status}}}}}"#)
         } else {
-            format!(r#"{{"create":{{"status":{status},"error":{{"type":"e{status}","reason":"r{status}"}}}}}}"#)
+            format!(
+                r#"{{"create":{{"status":{status},"error":{{"type":"e{status}","reason":"r{status}"}}}}}}"#
+            )
         }
     }
 
@@ -843,7 +845,10 @@ mod tests {
         assert_eq!(seen[0].lines().count(), 10);
         // attempt 2 (whole-request 503) and 3: items 1 and 3 only
         for s in &seen[1..3] {
-            assert!(s.contains("\"x-netflow-0-1\"") && s.contains("\"x-netflow-0-3\""), "{s}");
+            assert!(
+                s.contains("\"x-netflow-0-1\"") && s.contains("\"x-netflow-0-3\""),
+                "{s}"
+            );
             assert_eq!(s.lines().count(), 4);
         }
         // attempt 4: item 3 only (item 1 was created in attempt 3)
@@ -884,6 +889,12 @@ mod tests {
         let (url, _seen) = server(vec![(503, "{}".into()); 8]);
         let c = ctx(&url, Arc::new(MemDlq::default()));
         c.abandon.store(true, Ordering::Relaxed);
-        assert!(!deliver(&c, &batch(2), 1, &mut Vec::new(), &mut RateLimited::new()));
+        assert!(!deliver(
+            &c,
+            &batch(2),
+            1,
+            &mut Vec::new(),
+            &mut RateLimited::new()
+        ));
     }
 }
