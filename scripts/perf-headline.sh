@@ -33,6 +33,13 @@ run() { # subject protocol repeat
     case "$subj" in
     ferroflow) args=(--start-rate 4000) ;;
     pmacct) args=(--peer "$([ "$proto" = sflow ] && echo sfacctd || echo nfacctd)" --start-rate 500) ;;
+    nfcapd)
+        if [ "$proto" = sflow ] && ! command -v sfcapd >/dev/null; then
+            echo "== $proto-$subj-$r: skipped (no sfcapd: Debian's nfdump is built without sFlow)" >&2
+            return 0
+        fi
+        args=(--peer nfcapd --start-rate 500)
+        ;;
     *) args=(--peer "$subj" --start-rate 500) ;;
     esac
     local name="$proto-$subj-$r"

@@ -32,10 +32,11 @@ impl TokenBucket {
         }
     }
 
-    /// The capacity a sender of `rate_per_s` in batches of `batch` wants: a batch, or 2 ms of
-    /// traffic (so a late wake-up from `sleep` is made up without a long burst).
+    /// The capacity a sender of `rate_per_s` in batches of `batch` wants: two batches, or
+    /// 20 ms of traffic, so that a late wake-up (`sleep` overshoots by milliseconds on a busy
+    /// machine) is made up instead of lost, with bursts of at most 20 ms of traffic.
     pub fn capacity_for(rate_per_s: f64, batch: usize) -> f64 {
-        (batch as f64).max(rate_per_s * 0.002).max(1.0)
+        (2.0 * batch as f64).max(rate_per_s * 0.02).max(1.0)
     }
 
     pub fn rate_per_s(&self) -> f64 {
@@ -108,6 +109,15 @@ mod tests {
         }
         // 2 s at 20 kpps = 40000, less what is still in the bucket (< 1 batch)
         assert!((39_960..=40_000).contains(&sent), "sent {sent}");
+    }
+
+    #[test]
+    fn a_late_wake_up_is_made_up() {
+        let t0 = Instant::now();
+        let cap = TokenBucket::capacity_for(8000.0, 32);
+        let mut b = TokenBucket::new(8000.0, cap, 0.0, t0);
+        // asleep 15 ms instead of 1: the 120 packets owed can still go
+        assert_eq!(b.take(1000, t0 + Duration::from_millis(15)), 120);
     }
 
     #[test]

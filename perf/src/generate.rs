@@ -61,7 +61,7 @@ impl Protocol {
             Protocol::Netflow5 => netflow5::MAX_RECORDS,
             Protocol::Netflow9 => 24,
             Protocol::Ipfix => 18,
-            Protocol::Sflow => 7,
+            Protocol::Sflow => 5,
         }
     }
 
@@ -831,23 +831,29 @@ fn sender(
         }
         let n_exp = exporters.len();
         let e = &mut exporters[cur];
-        cur = (cur + 1) % n_exp;
         let templates_due = e.next_templates.is_some_and(|t| now >= t);
         let mut want = cfg.batch as u64;
         if let Some(q) = quota {
-            want = want.min(q - r.data_packets);
+            // a small count is shared by every exporter of the thread, not sent by the first
+            want = want.min((q / n_exp as u64).max(1)).min(q - r.data_packets);
         }
         let mut total = want + u64::from(templates_due);
         if let Some(b) = bucket.as_mut() {
             let avail = b.available(now);
             if avail < min_send.min(total) {
                 let wait = b.time_until(min_send.min(total), now);
-                std::thread::sleep(wait.min(deadline.saturating_duration_since(now)));
-                continue;
+                // short waits: yield (a sleep overshoots by far more than it waits)
+                if wait < Duration::from_micros(200) {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(wait.min(deadline.saturating_duration_since(now)));
+                }
+                continue; // the same exporter's turn again
             }
             total = total.min(avail);
             b.take(total, now);
         }
+        cur = (cur + 1) % n_exp;
         let now_ms = now_unix_ms();
         let send_templates = templates_due && total > 0;
         if send_templates {

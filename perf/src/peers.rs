@@ -58,10 +58,12 @@ impl PeerKind {
         }
     }
 
-    /// Whether the peer collects `p` (nfcapd's sFlow twin sfcapd stands in for sFlow).
+    /// Whether the peer collects `p`. nfdump's sFlow collector, sfcapd, stands in for nfcapd
+    /// where it is installed; Debian's nfdump 1.7.1 is built without it.
     pub fn supports(self, p: Protocol) -> bool {
         match self {
-            PeerKind::Goflow2 | PeerKind::Nfcapd => true,
+            PeerKind::Goflow2 => true,
+            PeerKind::Nfcapd => p != Protocol::Sflow || Self::binary_on_path("sfcapd"),
             PeerKind::Nfacctd => p != Protocol::Sflow,
             PeerKind::Sfacctd => p == Protocol::Sflow,
         }
@@ -74,6 +76,11 @@ impl PeerKind {
         } else {
             PeerKind::Nfacctd
         }
+    }
+
+    fn binary_on_path(name: &str) -> bool {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
     }
 
     fn binary_name(self, p: Protocol) -> &'static str {
