@@ -254,8 +254,10 @@ pub struct Doc {
     pub json: String,
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ferroflow")
+/// The `ferroflow` binary: `FERROFLOW_BIN` if set (e.g. a release build for the benchmark),
+/// else the one cargo built for these tests.
+pub fn bin() -> String {
+    std::env::var("FERROFLOW_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferroflow").to_string())
 }
 
 pub fn repo() -> PathBuf {
