@@ -127,7 +127,11 @@ impl Names {
         all.push(self.dlq.clone());
         let new: Vec<NewTopic<'_>> = all
             .iter()
-            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            // no time-based retention: corpus records carry their capture-era timestamps, which
+            // the broker's retention (a day) would delete within minutes
+            .map(|t| {
+                NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1")
+            })
             .collect();
         let res = block_on(admin.create_topics(&new, &AdminOptions::new())).unwrap();
         for r in res {
