@@ -350,3 +350,37 @@ fn enrich_stage_fields_are_indexed() {
     );
     ix.sigterm();
 }
+
+/// `--gzip`: the cluster accepts gzip-compressed `_bulk` bodies from the client.
+#[test]
+fn gzip_bulk_bodies_are_accepted() {
+    if !services_up("gzip_bulk_bodies_are_accepted") {
+        return;
+    }
+    use ferroflow_engine::index::service::EsClient;
+    use ferroflow_engine::index::EsSettings;
+    let n = Names::new("gzip");
+    let c = EsClient::new(
+        &EsSettings {
+            urls: vec![ES.to_string()],
+            gzip: true,
+            ..Default::default()
+        },
+        1,
+    )
+    .unwrap();
+    let idx = format!("{}-netflow-2026.11.25", n.prefix);
+    let mut body = String::new();
+    for i in 0..50 {
+        body.push_str(&format!(
+            "{{\"create\":{{\"_index\":\"{idx}\",\"_id\":\"g-{i}\"}}}}\n{{\"source\":{{\"port\":{i}}}}}\n"
+        ));
+    }
+    assert_eq!(c.bulk(body.as_bytes(), 50).unwrap(), None);
+    assert_eq!(count(&n.prefix), 50);
+    // the same ids again: 409 for each, reported item by item
+    let again = c.bulk(body.as_bytes(), 50).unwrap().expect("errors:true");
+    assert!(again
+        .iter()
+        .all(|o| *o == ferroflow_engine::index::service::ItemOutcome::AlreadyWritten));
+}
