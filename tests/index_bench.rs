@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! cargo test --release --test index_bench -- --ignored --nocapture
+//! # or, with a release binary already built and a debug test harness:
+//! cargo build --release && FERROFLOW_BIN=target/release/ferroflow \
+//!     cargo test --test index_bench -- --ignored --nocapture
 //! ```
 //!
 //! In one run, against the local OpenSearch: (1) the best rate a plain bulk client reaches —
 //! this test POSTing pre-built `_bulk` bodies of the same documents (5000 per request, `create`
-//! with ids, the same index template) from 1, 2 and 4 threads over keep-alive connections; (2)
+//! with ids, the same index template and the same three indices) from 1, 2 and 4 threads over keep-alive connections; (2)
 //! the steady-state rate of `ferroflow index` consuming the same documents from Kafka (the rate
 //! between 10% and 90% of the documents indexed, from `_count` polls). Sizes from the
 //! environment: FERROFLOW_BENCH_DOCS (default 200000).
@@ -17,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferroflow_engine::index::rdkafka;
 use ferroflow_engine::index::{template, TemplateSettings};
 use index_common::*;
 
@@ -39,9 +43,9 @@ fn install_template(prefix: &str) {
 }
 
 /// Best docs/s of a plain bulk client, over 1, 2, 4 threads (fresh index each).
-fn plain_client(docs: &[Doc], prefix: &str) -> (f64, usize) {
+fn plain_client(docs: &[Doc], prefix: &str, thread_counts: &[usize]) -> (f64, usize) {
     let mut best = (0.0, 0);
-    for threads in [1usize, 2, 4] {
+    for &threads in thread_counts {
         let p = format!("{prefix}t{threads}");
         install_template(&p);
         let bodies: Vec<Vec<u8>> = docs
@@ -50,9 +54,15 @@ fn plain_client(docs: &[Doc], prefix: &str) -> (f64, usize) {
             .map(|(c, chunk)| {
                 let mut b = Vec::with_capacity(chunk.len() * 600);
                 for (i, d) in chunk.iter().enumerate() {
+                    // the same indices ferroflow writes: one per protocol (topic) and day
+                    let proto = ["netflow", "ipfix", "sflow"]
+                        .into_iter()
+                        .find(|x| d.topic.ends_with(x))
+                        .unwrap();
+                    let day = ms_to_rfc3339(d.ts_ms)[..10].replace('-', ".");
                     b.extend_from_slice(
                         format!(
-                            "{{\"create\":{{\"_index\":\"{p}-netflow-2026.11.25\",\"_id\":\"raw-{c}-{i}\"}}}}\n"
+                            "{{\"create\":{{\"_index\":\"{p}-{proto}-{day}\",\"_id\":\"raw-{c}-{i}\"}}}}\n"
                         )
                         .as_bytes(),
                     );
@@ -112,6 +122,15 @@ fn plain_client(docs: &[Doc], prefix: &str) -> (f64, usize) {
     best
 }
 
+/// User + system CPU seconds of a process (Linux /proc).
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 #[test]
 #[ignore = "benchmark: cargo test --release --test index_bench -- --ignored --nocapture"]
 fn indexed_docs_per_second() {
@@ -132,46 +151,93 @@ fn indexed_docs_per_second() {
         bytes as f64 / total as f64
     );
 
-    let (best, best_threads) = plain_client(&docs, &format!("{}raw", n.prefix));
-
+    let rounds: usize = std::env::var("FERROFLOW_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     produce(&n.brokers, &docs);
-    let mut args = n.index_args();
-    args.extend(["--es-url", ES].map(String::from));
-    let t_start = Instant::now();
-    let mut ix = Indexer::start(&args, &dir.join("index.log"));
-    let (lo, hi) = (total as u64 / 10, total as u64 * 9 / 10);
-    let mut t_lo = None;
-    let mut c_lo = 0;
-    let end = Instant::now() + Duration::from_secs(900);
-    let (t_hi, c_hi) = loop {
-        assert!(Instant::now() < end, "timed out: {}", ix.log_text());
-        ix.assert_running();
-        let c = count(&n.prefix);
-        let now = Instant::now();
-        if t_lo.is_none() && c >= lo {
-            t_lo = Some(now);
-            c_lo = c;
+    let mut plain_rates = Vec::new();
+    let mut ff_rates = Vec::new();
+    for round in 0..rounds {
+        // the plain client first (best of 1, 2, 4 threads in the first round, 2 and 4 after)
+        let threads: &[usize] = if round == 0 { &[1, 2, 4] } else { &[2, 4] };
+        let (best, best_threads) = plain_client(&docs, &format!("{}raw{round}", n.prefix), threads);
+        // then ferroflow index over the same documents, from Kafka, in a fresh group and prefix
+        let prefix = format!("{}r{round}", n.prefix);
+        let group = format!("{}-r{round}", n.group);
+        let mut args = n.index_args();
+        for (flag, v) in [("--index-prefix", &prefix), ("--group", &group)] {
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1] = v.clone();
         }
-        if c >= hi {
-            break (now, c);
+        args.extend(["--es-url", ES].map(String::from));
+        // FERROFLOW_BENCH_ARGS: extra flags for `ferroflow index` ("--threads 1 --in-flight 2")
+        if let Ok(extra) = std::env::var("FERROFLOW_BENCH_ARGS") {
+            args.extend(extra.split_whitespace().map(String::from));
         }
-        std::thread::sleep(Duration::from_millis(250));
+        let t_start = Instant::now();
+        let mut ix = Indexer::start(&args, &dir.join(format!("index-{round}.log")));
+        let (lo, hi) = (total as u64 / 10, total as u64 * 9 / 10);
+        let mut t_lo = None;
+        let mut c_lo = 0;
+        let end = Instant::now() + Duration::from_secs(900);
+        let (t_hi, c_hi) = loop {
+            assert!(Instant::now() < end, "timed out: {}", ix.log_text());
+            ix.assert_running();
+            let c = count(&prefix);
+            let now = Instant::now();
+            if t_lo.is_none() && c >= lo {
+                t_lo = Some(now);
+                c_lo = c;
+            }
+            if c >= hi {
+                break (now, c);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let steady = (c_hi - c_lo) as f64 / (t_hi - t_lo.unwrap()).as_secs_f64();
+        let got = wait_count(
+            &prefix,
+            total as u64,
+            Duration::from_secs(300),
+            Some(&mut ix),
+        );
+        let all = t_start.elapsed().as_secs_f64();
+        assert_eq!(got, total as u64);
+        let cpu = cpu_secs(ix.child.id());
+        ix.sigterm();
+        eprintln!(
+            "round {round}: plain bulk client best {best:.0} docs/s ({best_threads} threads); ferroflow index steady state {steady:.0} docs/s (10%..90%), all {total} in {all:.1} s incl. start-up, {} CPU",
+            cpu.map_or("?".to_string(), |c| format!("{c:.1} s ({:.1} us/doc)", c * 1e6 / total as f64))
+        );
+        plain_rates.push(best);
+        ff_rates.push(steady);
+        let _ = es().request(
+            "DELETE",
+            &format!("/{prefix}-*"),
+            "application/json",
+            None,
+            false,
+        );
+        let _ = es().request(
+            "DELETE",
+            &format!("/_index_template/{prefix}"),
+            "application/json",
+            None,
+            false,
+        );
+        let opts = rdkafka::admin::AdminOptions::new();
+        let _ = ferroflow_engine::index::dead_letter::block_on(
+            admin(&n.brokers).delete_groups(&[group.as_str()], &opts),
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
     };
-    let steady = (c_hi - c_lo) as f64 / (t_hi - t_lo.unwrap()).as_secs_f64();
-    let got = wait_count(
-        &n.prefix,
-        total as u64,
-        Duration::from_secs(300),
-        Some(&mut ix),
-    );
-    let all = t_start.elapsed().as_secs_f64();
-    assert_eq!(got, total as u64);
-    ix.sigterm();
+    let (mp, mf) = (median(&mut plain_rates), median(&mut ff_rates));
     eprintln!(
-        "ferroflow index: steady state {steady:.0} docs/s (10%..90%), all {total} in {all:.1} s including start-up"
-    );
-    eprintln!(
-        "best plain bulk client: {best:.0} docs/s ({best_threads} threads); ferroflow index reaches {:.0}% of it",
-        100.0 * steady / best
+        "median over {rounds} rounds: plain bulk client {mp:.0} docs/s, ferroflow index {mf:.0} docs/s ({:.0}%)",
+        100.0 * mf / mp
     );
 }

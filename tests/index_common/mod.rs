@@ -127,7 +127,11 @@ impl Names {
         all.push(self.dlq.clone());
         let new: Vec<NewTopic<'_>> = all
             .iter()
-            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+            // no time-based retention: corpus records carry their capture-era timestamps, which
+            // the broker's retention (a day) would delete within minutes
+            .map(|t| {
+                NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1")
+            })
             .collect();
         let res = block_on(admin.create_topics(&new, &AdminOptions::new())).unwrap();
         for r in res {
@@ -254,8 +258,10 @@ pub struct Doc {
     pub json: String,
 }
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ferroflow")
+/// The `ferroflow` binary: `FERROFLOW_BIN` if set (e.g. a release build for the benchmark),
+/// else the one cargo built for these tests.
+pub fn bin() -> String {
+    std::env::var("FERROFLOW_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferroflow").to_string())
 }
 
 pub fn repo() -> PathBuf {

@@ -167,7 +167,7 @@ impl Default for IndexSettings {
 
 /// A setting that cannot work, named.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {field} = {value:?}: {reason}")]
+#[error("invalid {field} = {value}: {reason}")]
 pub struct SettingsError {
     pub field: &'static str,
     pub value: String,

@@ -395,9 +395,11 @@ mod tests {
     use super::mmdb_writer::{MmdbValue, MmdbWriter};
     use super::*;
 
+    /// A file name of its own per call (the tests run in parallel).
     fn tmp(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("ff-enrich-{}-{name}", std::process::id()));
-        d
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::env::temp_dir().join(format!("ff-enrich-{}-{k}-{name}", std::process::id()))
     }
 
     fn enricher() -> Enricher {
