@@ -24,12 +24,18 @@ pub struct Args {
     /// Address to receive on (repeatable): 0.0.0.0:2055, [::]:4739, 127.0.0.1:9995...
     #[arg(long = "listen", value_name = "ADDR")]
     listen: Vec<SocketAddr>,
-    /// Where documents go: stdout, file:PATH, kafka.
-    #[arg(long, value_name = "stdout|file:PATH|kafka")]
+    /// Where documents go: stdout, file:PATH, kafka, elasticsearch.
+    #[arg(long, value_name = "stdout|file:PATH|kafka|elasticsearch")]
     output: Option<String>,
     /// Kafka bootstrap servers, HOST:PORT,... (with --output kafka).
     #[arg(long, value_name = "HOST:PORT,...")]
     kafka_brokers: Option<String>,
+    /// Elasticsearch / OpenSearch URLs, URL,... (with --output elasticsearch).
+    #[arg(long, value_name = "URL,...")]
+    es_url: Option<String>,
+    /// Index name prefix (with --output elasticsearch): <prefix>-<protocol>-YYYY.MM.DD.
+    #[arg(long, value_name = "PREFIX")]
+    es_index_prefix: Option<String>,
     /// Prometheus metrics and /healthz, /readyz on this address ("off" to disable).
     #[arg(long, value_name = "ADDR|off")]
     metrics: Option<String>,
@@ -99,7 +105,7 @@ fn resolve(a: &Args) -> anyhow::Result<Config> {
                 cfg.output.kind = OutputKind::File;
                 cfg.output.path = Some(PathBuf::from(&s[5..]));
             }
-            s => bail!("--output {s}: expected stdout, file:PATH or kafka"),
+            s => bail!("--output {s}: expected stdout, file:PATH, kafka or elasticsearch"),
         }
     }
     if let Some(b) = &a.kafka_brokers {
@@ -108,6 +114,16 @@ fn resolve(a: &Args) -> anyhow::Result<Config> {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+    }
+    if let Some(u) = &a.es_url {
+        cfg.output.elasticsearch.urls = u
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    if let Some(p) = &a.es_index_prefix {
+        cfg.output.elasticsearch.index_prefix = p.clone();
     }
     if let Some(w) = a.workers {
         cfg.collector.workers = Some(w);
@@ -234,7 +250,14 @@ fn sink_factory(cfg: &Config) -> anyhow::Result<Arc<dyn SinkFactory>> {
             Arc::new(f)
         }
         OutputKind::Elasticsearch => {
-            bail!("--output elasticsearch: the direct Elasticsearch sink is not in this build yet")
+            use ferroflow_engine::sink::elasticsearch::{EsSinkFactory, EsSinkSettings};
+            let s = EsSinkSettings::from_config(&cfg.output.elasticsearch);
+            tracing::info!(
+                "writing to {} as {}-<protocol>-YYYY.MM.DD",
+                s.es.urls.join(","),
+                s.index_prefix
+            );
+            Arc::new(EsSinkFactory::connect(s).context("--output elasticsearch")?)
         }
     })
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ferroflow_codecs::FlowRecord;
 
+pub mod elasticsearch;
 pub mod file;
 pub mod kafka;
 

@@ -48,6 +48,16 @@ pub const CONFIG_KEYS: &[&str] = &[
     "output.kafka.properties.<name>",
     "output.elasticsearch.urls",
     "output.elasticsearch.index_prefix",
+    "output.elasticsearch.username",
+    "output.elasticsearch.password",
+    "output.elasticsearch.api_key",
+    "output.elasticsearch.ca",
+    "output.elasticsearch.gzip",
+    "output.elasticsearch.max_docs",
+    "output.elasticsearch.max_bytes",
+    "output.elasticsearch.flush_interval_ms",
+    "output.elasticsearch.queue_full",
+    "output.elasticsearch.install_template",
     "metrics.listen",
     "log.level",
     "cpu.pinning",
@@ -175,6 +185,28 @@ fn set(c: &mut Config, key: &str, v: &str) -> Result<(), String> {
         "output.elasticsearch.urls" => c.output.elasticsearch.urls = split_list(v),
         "output.elasticsearch.index_prefix" => {
             c.output.elasticsearch.index_prefix = v.trim().into()
+        }
+        "output.elasticsearch.username" => {
+            c.output.elasticsearch.username = optional(v, |s| Ok(s.to_string()))?
+        }
+        "output.elasticsearch.password" => {
+            c.output.elasticsearch.password = optional(v, |s| Ok(s.to_string()))?
+        }
+        "output.elasticsearch.api_key" => {
+            c.output.elasticsearch.api_key = optional(v, |s| Ok(s.to_string()))?
+        }
+        "output.elasticsearch.ca" => {
+            c.output.elasticsearch.ca = optional(v, |s| Ok(PathBuf::from(s)))?
+        }
+        "output.elasticsearch.gzip" => c.output.elasticsearch.gzip = boolean(v)?,
+        "output.elasticsearch.max_docs" => c.output.elasticsearch.max_docs = number(v)?,
+        "output.elasticsearch.max_bytes" => c.output.elasticsearch.max_bytes = number(v)?,
+        "output.elasticsearch.flush_interval_ms" => {
+            c.output.elasticsearch.flush_interval_ms = number(v)?
+        }
+        "output.elasticsearch.queue_full" => c.output.elasticsearch.queue_full = named(v)?,
+        "output.elasticsearch.install_template" => {
+            c.output.elasticsearch.install_template = boolean(v)?
         }
         "metrics.listen" => c.metrics.listen = parse_socket_addr(v)?,
         "log.level" => c.log.level = v.trim().into(),

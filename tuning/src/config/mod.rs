@@ -498,6 +498,27 @@ pub struct ElasticsearchConfig {
     pub urls: Vec<String>,
     /// Index name prefix: documents go to `<prefix>-<protocol>-YYYY.MM.DD`. Default `ferroflow`.
     pub index_prefix: String,
+    /// HTTP basic authentication user (with `password`).
+    pub username: Option<String>,
+    /// Password of `username`.
+    pub password: Option<String>,
+    /// `Authorization: ApiKey <api_key>` (base64 of `id:key`); wins over `username`.
+    pub api_key: Option<String>,
+    /// PEM file of the CA certificate(s) to trust for `https://` URLs.
+    pub ca: Option<PathBuf>,
+    /// Gzip request bodies.
+    pub gzip: bool,
+    /// A worker sends its `_bulk` request at this many documents... Default 5000.
+    pub max_docs: usize,
+    /// ...or this many bytes (default 5 MiB)...
+    pub max_bytes: u64,
+    /// ...or when its oldest document waited this long (ms, default 1000).
+    pub flush_interval_ms: u64,
+    /// When a worker's queue of bulk requests is full: `block` (default, back-pressure) or
+    /// `drop` (count and go on).
+    pub queue_full: FullPolicy,
+    /// Install the index template (mappings) at start. Default true.
+    pub install_template: bool,
 }
 
 impl Default for ElasticsearchConfig {
@@ -505,6 +526,16 @@ impl Default for ElasticsearchConfig {
         ElasticsearchConfig {
             urls: vec!["http://127.0.0.1:9200".to_string()],
             index_prefix: "ferroflow".to_string(),
+            username: None,
+            password: None,
+            api_key: None,
+            ca: None,
+            gzip: false,
+            max_docs: 5000,
+            max_bytes: 5 * 1024 * 1024,
+            flush_interval_ms: 1000,
+            queue_full: FullPolicy::Block,
+            install_template: true,
         }
     }
 }

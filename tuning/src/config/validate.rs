@@ -228,6 +228,20 @@ fn output(c: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    if es.password.is_some() && es.username.is_none() {
+        return Err(invalid(
+            "output.elasticsearch.password",
+            "\"***\"",
+            "a password needs output.elasticsearch.username",
+        ));
+    }
+    if es.max_docs == 0 || es.max_bytes == 0 {
+        return Err(invalid(
+            "output.elasticsearch.max_docs",
+            format!("{} / max_bytes {}", es.max_docs, es.max_bytes),
+            "both limits must be at least 1",
+        ));
+    }
     let p = &es.index_prefix;
     if p.is_empty()
         || p.starts_with(['-', '_', '+'])

@@ -1,0 +1,195 @@
+//! `ferroflow collect --output elasticsearch` (the one-box design: no Kafka) against the real
+//! OpenSearch that scripts/services.sh starts: the corpus replayed as UDP ends up as exactly the
+//! documents the collector says it delivered, no fewer than `ferroflow decode` finds, with the
+//! template's mapping types; a second run into the same indices adds its documents (the ids of
+//! two runs never collide); a cluster that does not answer is a clear error at start.
+
+mod index_common;
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use index_common::*;
+
+/// Key=value pairs of the collector's closing `stopped:` line.
+fn stopped_field(log: &str, key: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains("stopped:"))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+}
+
+/// Runs a collector writing to `prefix`, replays `pcaps` into it, stops it with SIGTERM and
+/// returns its log.
+fn run_collector(prefix: &str, pcaps: &[std::path::PathBuf], log: &Path) -> String {
+    let port = {
+        let p = UdpSocket::bind("127.0.0.1:0").unwrap();
+        p.local_addr().unwrap().port()
+    };
+    let mut child = Command::new(bin())
+        .args([
+            "collect",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--output",
+            "elasticsearch",
+            "--es-url",
+            ES,
+            "--es-index-prefix",
+            prefix,
+            "--metrics",
+            "off",
+            "--workers",
+            "1",
+            "--no-pin",
+        ])
+        // small batches: several bulk requests even for this little traffic
+        .env("FERROFLOW_OUTPUT_ELASTICSEARCH_MAX_DOCS", "700")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    // up once the template is installed and the socket bound
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("listening on") {
+            break;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("collector exited at start ({st}): {text}");
+        }
+        assert!(Instant::now() < end, "collector not up in 60 s: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // one capture after the other, each from its own source port (an exporter of its own),
+    // paced so the socket buffer never overflows
+    for f in pcaps {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut r = ferroflow_io::pcap::PcapReader::open(f).unwrap();
+        while let Some(Ok(d)) = r.next_datagram() {
+            let _ = s.send_to(d.payload, ("127.0.0.1", port));
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let end = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!(
+                "collector did not stop: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(status.success(), "collector exited {status}: {text}");
+    text
+}
+
+#[test]
+fn corpus_to_opensearch_without_kafka() {
+    if !services_up("corpus_to_opensearch_without_kafka") {
+        return;
+    }
+    let n = Names::new("direct");
+    let dir = tmpdir("collect-es");
+    let decoded = corpus_docs(&n).len() as u64;
+    let pcaps = corpus_pcaps();
+
+    let log = run_collector(&n.prefix, &pcaps, &dir.join("collect1.log"));
+    let delivered = stopped_field(&log, "delivered").expect("a stopped: line");
+    assert_eq!(stopped_field(&log, "failed"), Some(0), "{log}");
+    assert_eq!(stopped_field(&log, "dropped"), Some(0), "{log}");
+    assert_eq!(stopped_field(&log, "undelivered"), Some(0), "{log}");
+    assert!(
+        delivered >= decoded,
+        "the collector delivered {delivered}, decode finds {decoded}: {log}"
+    );
+    // delivered means acknowledged by the cluster: visible after a refresh, no waiting
+    assert_eq!(count(&n.prefix), delivered, "{log}");
+
+    // the index template's mapping
+    let (_, m) = es_json("GET", &format!("/{}-*/_mapping", n.prefix), None);
+    let (_, first) = m.as_object().unwrap().iter().next().unwrap();
+    let props = &first["mappings"]["properties"];
+    assert_eq!(props["source"]["properties"]["ip"]["type"], "ip");
+    assert_eq!(props["destination"]["properties"]["port"]["type"], "long");
+    assert_eq!(props["@timestamp"]["type"], "date");
+    // indices per protocol group
+    let (_, cat) = es_json(
+        "GET",
+        &format!("/_cat/indices/{}-*?format=json", n.prefix),
+        None,
+    );
+    let names: Vec<String> = cat
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["index"].as_str().unwrap().to_string())
+        .collect();
+    for proto in ["netflow", "ipfix", "sflow"] {
+        assert!(
+            names
+                .iter()
+                .any(|i| i.starts_with(&format!("{}-{proto}-", n.prefix))),
+            "an index for {proto} in {names:?}"
+        );
+    }
+    // a search by address and port finds what the corpus has
+    let q = r#"{"query":{"bool":{"filter":[{"exists":{"field":"source.ip"}},{"range":{"destination.port":{"gte":0}}}]}}}"#;
+    let (st, r) = es_json("POST", &format!("/{}-*/_count", n.prefix), Some(q));
+    assert_eq!(st, 200, "{r}");
+    assert!(r["count"].as_u64().unwrap() > 0, "{r}");
+
+    // a second run into the same indices adds exactly its own documents
+    let one = vec![pcaps[0].clone()];
+    let log2 = run_collector(&n.prefix, &one, &dir.join("collect2.log"));
+    let delivered2 = stopped_field(&log2, "delivered").expect("a stopped: line");
+    assert!(delivered2 > 0, "{log2}");
+    assert_eq!(count(&n.prefix), delivered + delivered2, "{log2}");
+}
+
+#[test]
+fn unreachable_cluster_fails_at_start() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let udp = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = Command::new(bin())
+        .args([
+            "collect",
+            "--listen",
+            &udp.to_string(),
+            "--output",
+            "elasticsearch",
+            "--es-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--metrics",
+            "off",
+            "--workers",
+            "1",
+            "--no-pin",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("installing the index template"), "{err}");
+    assert!(err.contains(&port.to_string()), "{err}");
+}
