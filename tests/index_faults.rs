@@ -144,6 +144,59 @@ fn es_outage_30s_through_proxy() {
     assert!(ix.sigterm().is_some_and(|s| s.success()));
 }
 
+/// The real thing: a private OpenSearch node is SIGKILLed under the indexer, stays down for
+/// 30 s while records keep arriving, and is started again on the same data.
+#[test]
+fn es_killed_30s_then_restarted() {
+    if !services_up("es_killed_30s_then_restarted") {
+        return;
+    }
+    let mut es = match index_common::private_es::PrivateOpenSearch::new("restart") {
+        Ok(e) => e,
+        Err(why) => {
+            if std::env::var_os("FERROFLOW_REQUIRE_SERVICES").is_some() {
+                panic!("es_killed_30s_then_restarted: {why}");
+            }
+            eprintln!("SKIPPED es_killed_30s_then_restarted: {why}");
+            return;
+        }
+    };
+    es.start();
+    let n = Names::new("esrestart");
+    n.create_topics(2);
+    let dir = tmpdir("index-esrestart");
+    let docs = synthetic_docs(&n, 9000);
+    produce(&n.brokers, &docs[..3000]);
+    let mut args = n.index_args();
+    args.extend([
+        "--es-url".to_string(),
+        es.url(),
+        "--bulk-max-docs".into(),
+        "300".into(),
+    ]);
+    let mut ix = Indexer::start(&args, &dir.join("index.log"));
+    assert_eq!(
+        es.wait_count(&n.prefix, 3000, Duration::from_secs(240)),
+        3000,
+        "{}",
+        ix.log_text()
+    );
+    es.kill();
+    produce(&n.brokers, &docs[3000..6000]);
+    std::thread::sleep(Duration::from_secs(30));
+    ix.assert_running();
+    es.start();
+    produce(&n.brokers, &docs[6000..]);
+    let got = es.wait_count(&n.prefix, 9000, Duration::from_secs(240));
+    ix.assert_running();
+    assert_eq!(got, 9000, "{}", ix.log_text());
+    assert!(
+        ix.sigterm().is_some_and(|s| s.success()),
+        "{}",
+        ix.log_text()
+    );
+}
+
 #[test]
 fn mapping_conflict_goes_to_dead_letter_topic() {
     if !services_up("mapping_conflict_goes_to_dead_letter_topic") {

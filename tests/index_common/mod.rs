@@ -3,6 +3,8 @@
 //! Kafka, running `ferroflow index`, counting in OpenSearch, and a fault-injecting TCP proxy.
 #![allow(dead_code)]
 
+pub mod private_es;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -762,7 +764,7 @@ pub struct PrivateKafka {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
