@@ -24,6 +24,16 @@ fn stopped_field(log: &str, key: &str) -> Option<u64> {
 /// Runs a collector writing to `prefix`, replays `pcaps` into it, stops it with SIGTERM and
 /// returns its log.
 fn run_collector(prefix: &str, pcaps: &[std::path::PathBuf], log: &Path) -> String {
+    run_collector_at(ES, prefix, pcaps, log, true)
+}
+
+fn run_collector_at(
+    url: &str,
+    prefix: &str,
+    pcaps: &[std::path::PathBuf],
+    log: &Path,
+    must_succeed: bool,
+) -> String {
     let port = {
         let p = UdpSocket::bind("127.0.0.1:0").unwrap();
         p.local_addr().unwrap().port()
@@ -36,7 +46,7 @@ fn run_collector(prefix: &str, pcaps: &[std::path::PathBuf], log: &Path) -> Stri
             "--output",
             "elasticsearch",
             "--es-url",
-            ES,
+            url,
             "--es-index-prefix",
             prefix,
             "--metrics",
@@ -94,7 +104,11 @@ fn run_collector(prefix: &str, pcaps: &[std::path::PathBuf], log: &Path) -> Stri
         std::thread::sleep(Duration::from_millis(100));
     };
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    assert!(status.success(), "collector exited {status}: {text}");
+    assert_eq!(
+        status.success(),
+        must_succeed,
+        "collector exited {status}: {text}"
+    );
     text
 }
 
@@ -159,6 +173,53 @@ fn corpus_to_opensearch_without_kafka() {
     let delivered2 = stopped_field(&log2, "delivered").expect("a stopped: line");
     assert!(delivered2 > 0, "{log2}");
     assert_eq!(count(&n.prefix), delivered + delivered2, "{log2}");
+}
+
+/// The cluster goes away after the start: SIGTERM still ends the collector within its bounds,
+/// and what could not be delivered is reported and makes the exit status non-zero.
+#[test]
+fn cluster_gone_at_shutdown_is_reported_not_hung() {
+    if !services_up("cluster_gone_at_shutdown_is_reported_not_hung") {
+        return;
+    }
+    let n = Names::new("gone");
+    let dir = tmpdir("collect-es-gone");
+    let proxy = FaultProxy::start("127.0.0.1:9200");
+    let url = proxy.url();
+    let pcaps = corpus_pcaps();
+    // the template goes through, then the proxy refuses everything
+    let flip = std::thread::spawn({
+        let log = dir.join("collect.log");
+        move || {
+            let end = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < end
+                && !std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("listening on")
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            proxy.set(REFUSE);
+            proxy
+        }
+    });
+    let t0 = Instant::now();
+    let log = run_collector_at(
+        &url,
+        &n.prefix,
+        &pcaps[..3],
+        &dir.join("collect.log"),
+        false,
+    );
+    let _proxy = flip.join().unwrap();
+    // close timeout 30 s, plus the replay: bounded, not hung
+    assert!(t0.elapsed() < Duration::from_secs(150), "{log}");
+    let delivered = stopped_field(&log, "delivered").unwrap();
+    let failed = stopped_field(&log, "failed").unwrap();
+    let undelivered = stopped_field(&log, "undelivered").unwrap();
+    assert!(failed + undelivered > 0, "{log}");
+    assert_eq!(delivered, 0, "{log}");
+    assert!(log.contains("not delivered"), "{log}");
 }
 
 #[test]

@@ -257,7 +257,14 @@ fn sink_factory(cfg: &Config) -> anyhow::Result<Arc<dyn SinkFactory>> {
                 s.es.urls.join(","),
                 s.index_prefix
             );
-            Arc::new(EsSinkFactory::connect(s).context("--output elasticsearch")?)
+            let f = EsSinkFactory::connect(s).context("--output elasticsearch")?;
+            // a worker blocked on a full queue gives up after a bounded wait once a stop
+            // signal came
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, f.stopping())
+                    .context("installing signal handlers")?;
+            }
+            Arc::new(f)
         }
     })
 }

@@ -40,6 +40,8 @@ use crate::index::template;
 const LATENCY_SAMPLES: usize = 1024;
 /// Least time between two warnings of the same kind.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long a worker blocked on a full queue keeps waiting once stopping.
+pub const SHUTDOWN_BLOCK: Duration = Duration::from_secs(30);
 /// Index groups: documents of NetFlow v5 and v9 share `netflow`, as the Kafka topics do.
 const GROUPS: [&str; 3] = ["netflow", "ipfix", "sflow"];
 
@@ -103,6 +105,7 @@ pub struct EsSinkFactory {
     client: EsClient,
     settings: EsSinkSettings,
     run: String,
+    stopping: Arc<AtomicBool>,
 }
 
 impl EsSinkFactory {
@@ -159,7 +162,15 @@ impl EsSinkFactory {
             client,
             settings,
             run,
+            stopping: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Set it when a stop signal comes: a worker blocked on a full queue (the cluster down)
+    /// then gives up after [`SHUTDOWN_BLOCK`] instead of waiting for ever, and counts what it
+    /// could not hand on as dropped.
+    pub fn stopping(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
     }
 }
 
@@ -193,6 +204,9 @@ impl SinkFactory for EsSinkFactory {
             dropped: 0,
             worker,
             last_drop_log: None,
+            stopping: self.stopping.clone(),
+            give_up_at: None,
+            failed_local: 0,
         }))
     }
 }
@@ -251,6 +265,11 @@ pub struct EsSink {
     dropped: u64,
     worker: usize,
     last_drop_log: Option<Instant>,
+    stopping: Arc<AtomicBool>,
+    /// once stopping (or closing): when a blocked hand-on gives up
+    give_up_at: Option<Instant>,
+    /// documents given up at shutdown before they reached the sender
+    failed_local: u64,
 }
 
 impl EsSink {
@@ -315,8 +334,19 @@ impl EsSink {
                     match tx.send_timeout(b, Duration::from_millis(100)) {
                         Ok(()) => return Ok(()),
                         Err(SendTimeoutError::Timeout(back)) => {
-                            if self.shared.abandon.load(Ordering::Relaxed) {
-                                self.dropped += back.len() as u64;
+                            if self.stopping.load(Ordering::Relaxed) && self.give_up_at.is_none() {
+                                self.give_up_at = Some(Instant::now() + SHUTDOWN_BLOCK);
+                            }
+                            let late = self.give_up_at.is_some_and(|t| Instant::now() >= t);
+                            if late || self.shared.abandon.load(Ordering::Relaxed) {
+                                // the cluster does not take anything: stop its retries too
+                                self.shared.abandon.store(true, Ordering::Relaxed);
+                                self.failed_local += back.len() as u64;
+                                tracing::warn!(
+                                    "worker {}: the cluster took nothing while stopping; {} documents not delivered",
+                                    self.worker,
+                                    back.len()
+                                );
                                 return Ok(());
                             }
                             b = back;
@@ -395,6 +425,9 @@ impl Sink for EsSink {
 
     fn close(&mut self, timeout: Duration) -> Result<(), SinkError> {
         let deadline = Instant::now() + timeout;
+        if self.give_up_at.is_none_or(|t| t > deadline) {
+            self.give_up_at = Some(deadline);
+        }
         let r = self.hand_on();
         self.tx = None; // the sender ends once its queue is empty
         if let Some(h) = self.handle.take() {
@@ -419,7 +452,7 @@ impl Sink for EsSink {
 
     fn counters(&self) -> SinkCounters {
         let delivered = self.shared.delivered.load(Ordering::Relaxed);
-        let failed = self.shared.failed.load(Ordering::Relaxed);
+        let failed = self.shared.failed.load(Ordering::Relaxed) + self.failed_local;
         SinkCounters {
             accepted: self.accepted,
             delivered,
