@@ -242,7 +242,8 @@ rotate_log() {
 
 # -------------------------------------------------------------------------------------------- pki
 
-# The test PKI in $PKI, made once with openssl and kept (also across `clean`, unless `clean pki`):
+# The test PKI in $PKI, made once with openssl and kept (also across `clean`; delete the folder
+# to make new ones):
 #   ca.pem / ca.key           the test CA (clients trust ca.pem)
 #   server.pem / server.key   server certificate for IP 127.0.0.1 and DNS localhost, signed by
 #                             the CA (key: unencrypted PKCS#8 PEM); server-chain.pem = both certs
