@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Real services for ferroflow's developers, tests and CI, on 127.0.0.1 with fixed ports.
 #
-#   scripts/services.sh up     [kafka|opensearch|tansu ...]   start (default: kafka opensearch)
-#   scripts/services.sh down   [kafka|opensearch|tansu ...]   stop  (default: all three)
-#   scripts/services.sh status [kafka|opensearch|tansu ...]   what runs (default: all three)
-#   scripts/services.sh clean  [kafka|opensearch|tansu ...]   stop, then delete data and logs
-#   scripts/services.sh env                                    print the endpoints as shell exports
+#   scripts/services.sh up     [SERVICE ...]   start (default: kafka opensearch)
+#   scripts/services.sh down   [SERVICE ...]   stop  (default: all four)
+#   scripts/services.sh status [SERVICE ...]   what runs (default: all four)
+#   scripts/services.sh clean  [SERVICE ...]   stop, then delete data and logs
+#   scripts/services.sh env                    print the endpoints as shell exports
+# SERVICE: kafka, opensearch, tansu, opensearch-tls (OpenSearch with the security plugin).
 #
-# Ports: Kafka 9092 (controller 9093), OpenSearch HTTP 9200 (transport 9300), Tansu 9094.
+# Ports (FERROFLOW_*_PORT overrides them): Kafka 9092 (controller 9093, SSL 9095, SASL_SSL
+# 9096), OpenSearch HTTP 9200 (transport 9300), opensearch-tls HTTPS 9201 (transport 9301),
+# Tansu 9094. Test CA and certificates (made once with openssl): <state>/pki/.
 # State:  <repo>/.cache/services/<name>/ (server.log, data, pid), jars in <repo>/.cache/maven/.
 # `up` is idempotent: a healthy running service is left alone; it returns when every service
 # asked for is healthy (Kafka: topics netflow, ipfix, sflow exist), or fails with the tail of the
@@ -18,22 +21,33 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 CACHE=${FERROFLOW_CACHE_DIR:-$ROOT/.cache}
-SVC=$CACHE/services
-MVN_CACHE=$CACHE/maven
+SVC=${FERROFLOW_SERVICES_DIR:-$CACHE/services}
+MVN_CACHE=${FERROFLOW_MAVEN_CACHE_DIR:-$CACHE/maven}
+PKI=$SVC/pki
 DEFS=$SCRIPT_DIR/services
 
 HOST=127.0.0.1
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-OPENSEARCH_PORT=9200
-OPENSEARCH_TRANSPORT_PORT=9300
-TANSU_PORT=9094
+KAFKA_PORT=${FERROFLOW_KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${FERROFLOW_KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_SSL_PORT=${FERROFLOW_KAFKA_SSL_PORT:-9095}
+KAFKA_SASL_SSL_PORT=${FERROFLOW_KAFKA_SASL_SSL_PORT:-9096}
+OPENSEARCH_PORT=${FERROFLOW_OPENSEARCH_PORT:-9200}
+OPENSEARCH_TRANSPORT_PORT=${FERROFLOW_OPENSEARCH_TRANSPORT_PORT:-9300}
+OPENSEARCH_TLS_PORT=${FERROFLOW_OPENSEARCH_TLS_PORT:-9201}
+OPENSEARCH_TLS_TRANSPORT_PORT=${FERROFLOW_OPENSEARCH_TLS_TRANSPORT_PORT:-9301}
+TANSU_PORT=${FERROFLOW_TANSU_PORT:-9094}
+# SASL_SSL listener's SCRAM-SHA-512 user, and the secured OpenSearch's basic-auth user
+KAFKA_SASL_USER=${FERROFLOW_KAFKA_SASL_USER:-ferroflow}
+KAFKA_SASL_PASSWORD=${FERROFLOW_KAFKA_SASL_PASSWORD:-ferroflow-secret}
+OPENSEARCH_TLS_USER=${FERROFLOW_OPENSEARCH_TLS_USER:-ferroflow}
+OPENSEARCH_TLS_PASSWORD=${FERROFLOW_OPENSEARCH_TLS_PASSWORD:-ferroflow-secret}
 
 KAFKA_PARTITIONS=${FERROFLOW_KAFKA_PARTITIONS:-4}
 KAFKA_RETENTION_MS=${FERROFLOW_KAFKA_RETENTION_MS:-86400000}
 read -r -a KAFKA_TOPICS <<<"${FERROFLOW_KAFKA_TOPICS:-netflow ipfix sflow}"
 KAFKA_HEAP=${FERROFLOW_KAFKA_HEAP:-768m}
 OPENSEARCH_HEAP=${FERROFLOW_OPENSEARCH_HEAP:-1g}
+OPENSEARCH_TLS_HEAP=${FERROFLOW_OPENSEARCH_TLS_HEAP:-512m}
 START_TIMEOUT=${FERROFLOW_SERVICES_START_TIMEOUT:-180}
 STOP_TIMEOUT=${FERROFLOW_SERVICES_STOP_TIMEOUT:-30}
 LOCK_TIMEOUT=${FERROFLOW_SERVICES_LOCK_TIMEOUT:-600}
@@ -54,7 +68,7 @@ fi
 JAVA=$JAVA_BIN/java
 JAVAC=$JAVA_BIN/javac
 
-ALL_SERVICES=(kafka opensearch tansu)
+ALL_SERVICES=(kafka opensearch tansu opensearch-tls)
 DEFAULT_UP=(kafka opensearch)
 declare -A DEADLINE=() STARTED=()
 
@@ -226,6 +240,62 @@ rotate_log() {
   fi
 }
 
+# -------------------------------------------------------------------------------------------- pki
+
+# The test PKI in $PKI, made once with openssl and kept (also across `clean`; delete the folder
+# to make new ones):
+#   ca.pem / ca.key           the test CA (clients trust ca.pem)
+#   server.pem / server.key   server certificate for IP 127.0.0.1 and DNS localhost, signed by
+#                             the CA (key: unencrypted PKCS#8 PEM); server-chain.pem = both certs
+#   server.p12                the same key and chain as PKCS#12, password $PKI_PASSWORD (Kafka)
+#   admin.pem / admin.key     a client certificate (CN=ferroflow-admin) signed by the CA
+#   other-ca.pem              an unrelated CA, for the "wrong CA" tests
+PKI_PASSWORD=ferroflow
+
+pki_ensure() {
+  local f ok=1 tmp
+  for f in ca.pem server.pem server.key server-chain.pem server.p12 admin.pem admin.key \
+      other-ca.pem; do
+    [[ -s $PKI/$f ]] || ok=0
+  done
+  ((ok)) && return 0
+  need openssl
+  tmp=$PKI.tmp.$$
+  rm -rf "$tmp"
+  mkdir -p "$tmp"
+  log "pki: generating the test CA and certificates for 127.0.0.1/localhost in $PKI"
+  (
+    cd "$tmp"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/O=ferroflow test/CN=ferroflow test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 3650 \
+      -subj "/O=somebody else/CN=unrelated test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+      'keyUsage=critical,digitalSignature,keyEncipherment' \
+      'extendedKeyUsage=serverAuth,clientAuth' >server.ext
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+      -subj "/O=ferroflow test/CN=localhost"
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.pem
+    printf '%s\n' 'basicConstraints=CA:FALSE' 'keyUsage=critical,digitalSignature' \
+      'extendedKeyUsage=clientAuth' >admin.ext
+    openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr \
+      -subj "/O=ferroflow test/CN=ferroflow-admin"
+    openssl x509 -req -in admin.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile admin.ext -out admin.pem
+    cat server.pem ca.pem >server-chain.pem
+    openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name server \
+      -out server.p12 -passout "pass:$PKI_PASSWORD"
+    rm -f ./*.csr ./*.ext ./*.srl other-ca.key
+    chmod 600 ./*.key server.p12
+  ) >"$tmp.log" 2>&1 || { cat "$tmp.log" >&2; rm -rf "$tmp" "$tmp.log"; die "pki: openssl failed"; }
+  rm -f "$tmp.log"
+  rm -rf "$PKI"
+  mv "$tmp" "$PKI"
+}
+
 # ------------------------------------------------------------------------------------------ kafka
 
 kafka_cp() { echo "$MVN_CACHE/kafka/libs/*:$MVN_CACHE/kafka/classes"; }
@@ -244,11 +314,20 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SSL://$HOST:$KAFKA_SSL_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SSL://$HOST:$KAFKA_SSL_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
+# SSL and SASL_SSL: server certificate of the test CA ($PKI/ca.pem), no client certificates;
+# SASL_SSL authenticates SCRAM-SHA-512 users (created by KafkaAdmin ensure --scram=...)
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$PKI/server.p12
+ssl.keystore.password=$PKI_PASSWORD
+ssl.key.password=$PKI_PASSWORD
+ssl.client.auth=none
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$d/data
 # one broker: every internal topic has one replica
 num.partitions=$KAFKA_PARTITIONS
@@ -307,7 +386,9 @@ kafka_start() {
     return 0
   fi
   check_java
-  check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"
+  check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SSL_PORT" \
+    "$KAFKA_SASL_SSL_PORT"
+  pki_ensure
   fetch_jars kafka
   compile_helper kafka KafkaAdmin.java
   kafka_write_config
@@ -325,7 +406,8 @@ kafka_start() {
       --ignore-formatted >>"$d/server.log" 2>&1 || fail_start kafka "kafka-storage format failed"
   fi
 
-  log "kafka: starting on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, heap $KAFKA_HEAP)"
+  log "kafka: starting on $HOST:$KAFKA_PORT (controller $KAFKA_CONTROLLER_PORT, SSL $KAFKA_SSL_PORT," \
+    "SASL_SSL $KAFKA_SASL_SSL_PORT, heap $KAFKA_HEAP)"
   DEADLINE[kafka]=$(($(now) + START_TIMEOUT))
   STARTED[kafka]=1
   # shellcheck disable=SC2086  # FERROFLOW_KAFKA_JAVA_OPTS is a list of words
@@ -346,7 +428,12 @@ kafka_wait() {
     ((left > 5)) || left=5
   fi
   kafka_admin ensure "$HOST:$KAFKA_PORT" "$left" "$KAFKA_PARTITIONS" "$KAFKA_RETENTION_MS" \
-    "${KAFKA_TOPICS[@]}" || fail_start kafka "broker not ready or topics could not be created"
+    "${KAFKA_TOPICS[@]}" "--scram=$KAFKA_SASL_USER:$KAFKA_SASL_PASSWORD" \
+    || fail_start kafka "broker not ready, topics or SCRAM user could not be created"
+  if ! port_open "$KAFKA_SSL_PORT" || ! port_open "$KAFKA_SASL_SSL_PORT"; then
+    log "kafka: warning: no SSL ($KAFKA_SSL_PORT) / SASL_SSL ($KAFKA_SASL_SSL_PORT) listener:" \
+      "the broker was started by an older services.sh; 'down kafka' then 'up kafka' adds them"
+  fi
   log "kafka: up (pid $(service_pid kafka))"
 }
 
@@ -440,6 +527,204 @@ opensearch_wait() {
   log "opensearch: up (pid $(service_pid opensearch))"
 }
 
+# --------------------------------------------------------------------------------- opensearch-tls
+# A second OpenSearch node (same jars and Launcher) with the real OpenSearch security plugin:
+# HTTPS on $OPENSEARCH_TLS_PORT with the test CA's server certificate, TLS on the transport port,
+# basic auth against the plugin's internal users ($OPENSEARCH_TLS_USER, role all_access).
+
+OSTLS_PLUGIN=$MVN_CACHE/opensearch-security/plugin
+
+# Unpacks the plugin zip once: drops the jars the server class path already has (the node runs
+# from a flat class path, so they would be "jar hell"), patches opensearch.version to 2.19.6.
+ostls_plugin() {
+  local zip stamp=$OSTLS_PLUGIN/.from j base
+  fetch_jars opensearch-security
+  zip=$(find "$MVN_CACHE/opensearch-security/libs" -name 'opensearch-security-*.zip' | head -1)
+  [[ -n $zip ]] || die "opensearch-tls: no opensearch-security zip after mvn"
+  if [[ -f $stamp && $(<"$stamp") == "$zip" ]]; then
+    return 0
+  fi
+  need unzip
+  rm -rf "$OSTLS_PLUGIN"
+  mkdir -p "$OSTLS_PLUGIN"
+  unzip -q "$zip" -d "$OSTLS_PLUGIN" || die "opensearch-tls: unzip $zip failed"
+  for j in "$OSTLS_PLUGIN"/*.jar; do
+    base=$(basename "$j" | sed -E 's/-[0-9][0-9A-Za-z.\-]*\.jar$//')
+    if compgen -G "$MVN_CACHE/opensearch/libs/$base-[0-9]*.jar" >/dev/null; then
+      rm -f "$j"
+    fi
+  done
+  sed -i -E 's/^opensearch\.version=.*/opensearch.version=2.19.6/' \
+    "$OSTLS_PLUGIN/plugin-descriptor.properties"
+  echo "$zip" >"$stamp"
+}
+
+# bcrypt hash of $OPENSEARCH_TLS_PASSWORD by the plugin's own Hasher (cached per password).
+ostls_hash() {
+  local d=$SVC/opensearch-tls f sum
+  sum=$(printf '%s' "$OPENSEARCH_TLS_PASSWORD" | sha256sum | cut -d' ' -f1)
+  f=$d/hash.$sum
+  if [[ ! -s $f ]]; then
+    rm -f "$d"/hash.*
+    "$JAVA" -Xmx128m -cp "$OSTLS_PLUGIN/*:$MVN_CACHE/opensearch/libs/*" \
+      org.opensearch.security.tools.Hasher -p "$OPENSEARCH_TLS_PASSWORD" 2>"$d/hasher.log" \
+      | tail -1 >"$f.tmp"
+    [[ -s $f.tmp ]] || { cat "$d/hasher.log" >&2; die "opensearch-tls: Hasher failed"; }
+    mv "$f.tmp" "$f"
+  fi
+  cat "$f"
+}
+
+ostls_write_config() {
+  local d=$SVC/opensearch-tls c s hash
+  c=$d/config
+  s=$c/opensearch-security
+  mkdir -p "$d/home/plugins" "$d/home/modules" "$s" "$d/data" "$d/logs"
+  ln -sfn "$OSTLS_PLUGIN" "$d/home/plugins/opensearch-security"
+  cp -f "$PKI/ca.pem" "$PKI/server.pem" "$PKI/server.key" "$c/"
+  hash=$(ostls_hash)
+  cat >"$c/opensearch.yml" <<YML
+# Written by scripts/services.sh at every 'up'; edit the script, not this file.
+cluster.name: ferroflow-tls
+node.name: ferroflow-tls-1
+path.data: $d/data
+path.logs: $d/logs
+network.host: $HOST
+http.port: $OPENSEARCH_TLS_PORT
+transport.port: $OPENSEARCH_TLS_TRANSPORT_PORT
+discovery.type: single-node
+cluster.routing.allocation.disk.threshold_enabled: false
+action.auto_create_index: true
+plugins.security.ssl.transport.pemcert_filepath: server.pem
+plugins.security.ssl.transport.pemkey_filepath: server.key
+plugins.security.ssl.transport.pemtrustedcas_filepath: ca.pem
+plugins.security.ssl.transport.enforce_hostname_verification: false
+plugins.security.ssl.http.enabled: true
+plugins.security.ssl.http.pemcert_filepath: server.pem
+plugins.security.ssl.http.pemkey_filepath: server.key
+plugins.security.ssl.http.pemtrustedcas_filepath: ca.pem
+plugins.security.allow_default_init_securityindex: true
+plugins.security.authcz.admin_dn: ["CN=ferroflow-admin,O=ferroflow test"]
+plugins.security.nodes_dn: ["CN=localhost,O=ferroflow test"]
+plugins.security.audit.type: noop
+plugins.security.restapi.roles_enabled: ["all_access"]
+YML
+  cat >"$c/log4j2.properties" <<'YML'
+status = error
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d{ISO8601}][%-5p][%-25c{1.}] [%node_name]%marker %m%n
+rootLogger.level = info
+rootLogger.appenderRef.console.ref = console
+logger.deprecation.name = org.opensearch.deprecation
+logger.deprecation.level = error
+YML
+  cp -f "$OSTLS_PLUGIN"/config/{action_groups,allowlist,audit,nodes_dn,roles,tenants,whitelist}.yml "$s/"
+  cat >"$s/config.yml" <<'YML'
+_meta:
+  type: "config"
+  config_version: 2
+config:
+  dynamic:
+    http:
+      anonymous_auth_enabled: false
+    authc:
+      basic_internal_auth_domain:
+        description: "HTTP basic auth against the internal users"
+        http_enabled: true
+        transport_enabled: true
+        order: 0
+        http_authenticator:
+          type: basic
+          challenge: true
+        authentication_backend:
+          type: intern
+YML
+  cat >"$s/internal_users.yml" <<YML
+_meta:
+  type: "internalusers"
+  config_version: 2
+$OPENSEARCH_TLS_USER:
+  hash: "$hash"
+  reserved: false
+  backend_roles: ["admin"]
+  description: "ferroflow tests (scripts/services.sh)"
+YML
+  cat >"$s/roles_mapping.yml" <<YML
+_meta:
+  type: "rolesmapping"
+  config_version: 2
+all_access:
+  reserved: false
+  backend_roles: ["admin"]
+  users: ["$OPENSEARCH_TLS_USER"]
+YML
+}
+
+ostls_healthy() {
+  local body
+  body=$(curl -fsS --max-time 3 --cacert "$PKI/ca.pem" \
+    -u "$OPENSEARCH_TLS_USER:$OPENSEARCH_TLS_PASSWORD" \
+    "https://$HOST:$OPENSEARCH_TLS_PORT/_cluster/health?wait_for_status=yellow&timeout=2s" \
+    2>/dev/null) || return 1
+  [[ $body == *'"status":"green"'* || $body == *'"status":"yellow"'* ]]
+}
+
+opensearch_tls_start() {
+  local d=$SVC/opensearch-tls pid libs=$MVN_CACHE/opensearch
+  mkdir -p "$d"
+  need curl
+  if pid=$(service_pid opensearch-tls); then
+    log "opensearch-tls: already running (pid $pid)"
+    STARTED[opensearch-tls]=0
+    return 0
+  fi
+  check_java
+  check_ports_free opensearch-tls "$OPENSEARCH_TLS_PORT" "$OPENSEARCH_TLS_TRANSPORT_PORT"
+  pki_ensure
+  fetch_jars opensearch
+  compile_helper opensearch Launcher.java
+  ostls_plugin
+  ostls_write_config
+  rotate_log opensearch-tls
+
+  log "opensearch-tls: starting on https://$HOST:$OPENSEARCH_TLS_PORT (security plugin," \
+    "heap $OPENSEARCH_TLS_HEAP)"
+  DEADLINE[opensearch-tls]=$(($(now) + START_TIMEOUT))
+  STARTED[opensearch-tls]=1
+  # shellcheck disable=SC2086  # FERROFLOW_OPENSEARCH_JAVA_OPTS is a list of words
+  start_detached opensearch-tls "$d/server.log" "$JAVA" "$(marker opensearch-tls)" \
+    -Xms"$OPENSEARCH_TLS_HEAP" -Xmx"$OPENSEARCH_TLS_HEAP" -XX:+UseG1GC \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
+    -Dio.netty.recycler.maxCapacityPerThread=0 \
+    -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
+    -Djava.locale.providers=SPI,COMPAT -Djava.io.tmpdir="$d/home" \
+    ${FERROFLOW_OPENSEARCH_JAVA_OPTS:-} \
+    -cp "$libs/libs/*:$libs/classes:$MVN_CACHE/opensearch-security/libs/*" \
+    Launcher "$d/home" "$d/config"
+}
+
+opensearch_tls_wait() {
+  local deadline
+  if ((STARTED[opensearch-tls] == 0)); then
+    ostls_healthy || fail_start opensearch-tls "running but not healthy"
+    log "opensearch-tls: up (pid $(service_pid opensearch-tls))"
+    return 0
+  fi
+  deadline=${DEADLINE[opensearch-tls]}
+  wait_port opensearch-tls "$OPENSEARCH_TLS_PORT" "$deadline"
+  until ostls_healthy; do
+    service_pid opensearch-tls >/dev/null \
+      || fail_start opensearch-tls "process exited during start-up"
+    (($(now) < deadline)) || fail_start opensearch-tls \
+      "not yellow/green for $OPENSEARCH_TLS_USER over HTTPS after ${START_TIMEOUT}s"
+    sleep 0.5
+  done
+  log "opensearch-tls: up (pid $(service_pid opensearch-tls))"
+}
+
 # ------------------------------------------------------------------------------------------ tansu
 
 tansu_bin() {
@@ -527,6 +812,7 @@ service_port() {
   case $1 in
     kafka) echo "$KAFKA_PORT" ;;
     opensearch) echo "$OPENSEARCH_PORT" ;;
+    opensearch-tls) echo "$OPENSEARCH_TLS_PORT" ;;
     tansu) echo "$TANSU_PORT" ;;
   esac
 }
@@ -539,30 +825,30 @@ status_one() {
     etime=$(ps -o etime= -p "$pid" | tr -d ' ')
     local health=up
     port_open "$port" || health="port $port closed"
-    printf '%-11s running  pid %-7s %s:%-5s up %-10s rss %s MiB  (%s)\n' \
+    printf '%-14s running  pid %-7s %s:%-5s up %-10s rss %s MiB  (%s)\n' \
       "$name" "$pid" "$HOST" "$port" "$etime" "$((rss / 1024))" "$health"
     return 0
   fi
   if [[ -f $SVC/$name/pid ]]; then
-    printf '%-11s stopped  (stale PID file)\n' "$name"
+    printf '%-14s stopped  (stale PID file)\n' "$name"
   elif port_open "$port"; then
-    printf '%-11s stopped  (but %s:%s is taken by another process)\n' "$name" "$HOST" "$port"
+    printf '%-14s stopped  (but %s:%s is taken by another process)\n' "$name" "$HOST" "$port"
   else
-    printf '%-11s stopped\n' "$name"
+    printf '%-14s stopped\n' "$name"
   fi
   return 3
 }
 
 # ------------------------------------------------------------------------------------------- main
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 validate() {
   local n
   for n in "$@"; do
     case $n in
-      kafka|opensearch|tansu) ;;
-      *) die "unknown service '$n' (kafka, opensearch, tansu)" ;;
+      kafka|opensearch|tansu|opensearch-tls) ;;
+      *) die "unknown service '$n' (kafka, opensearch, tansu, opensearch-tls)" ;;
     esac
   done
 }
@@ -586,8 +872,8 @@ main() {
       local t0
       t0=$(now)
       # start all, then wait for each: the JVMs start side by side
-      for n in "$@"; do "${n}_start"; done
-      for n in "$@"; do "${n}_wait"; done
+      for n in "$@"; do "${n//-/_}_start"; done
+      for n in "$@"; do "${n//-/_}_wait"; done
       log "up: $* ready in $(($(now) - t0))s"
       ;;
     down)
@@ -616,6 +902,15 @@ main() {
 export FERROFLOW_KAFKA_BROKERS=$HOST:$KAFKA_PORT
 export FERROFLOW_TANSU_BROKERS=$HOST:$TANSU_PORT
 export FERROFLOW_ES_URL=http://$HOST:$OPENSEARCH_PORT
+export FERROFLOW_KAFKA_SSL_BROKERS=$HOST:$KAFKA_SSL_PORT
+export FERROFLOW_KAFKA_SASL_SSL_BROKERS=$HOST:$KAFKA_SASL_SSL_PORT
+export FERROFLOW_KAFKA_SASL_USER=$KAFKA_SASL_USER
+export FERROFLOW_KAFKA_SASL_PASSWORD=$KAFKA_SASL_PASSWORD
+export FERROFLOW_ES_TLS_URL=https://$HOST:$OPENSEARCH_TLS_PORT
+export FERROFLOW_ES_TLS_USER=$OPENSEARCH_TLS_USER
+export FERROFLOW_ES_TLS_PASSWORD=$OPENSEARCH_TLS_PASSWORD
+export FERROFLOW_TEST_CA=$PKI/ca.pem
+export FERROFLOW_TEST_OTHER_CA=$PKI/other-ca.pem
 EOF
       ;;
     -h|--help|help) usage ;;

@@ -20,7 +20,9 @@ if [[ -z ${FERROFLOW_NO_SERVICES:-} ]]; then
   # they are missing
   echo "== services up (background, log .cache/services-up.log)"
   mkdir -p .cache
-  scripts/services.sh up >.cache/services-up.log 2>&1 &
+  # opensearch-tls (OpenSearch + security plugin, for tests/tls.rs) starts beside the others,
+  # in the shadow of the build
+  scripts/services.sh up kafka opensearch opensearch-tls >.cache/services-up.log 2>&1 &
   services_pid=$!
   export FERROFLOW_REQUIRE_SERVICES=1
 fi

@@ -46,10 +46,16 @@ pub enum IndexError {
     Settings(#[from] config::SettingsError),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// The start-up probe met a TLS or SASL failure.
+    #[error("kafka: {0}")]
+    KafkaStart(String),
     #[error(transparent)]
     DeadLetter(#[from] dead_letter::DeadLetterError),
     #[error("elasticsearch: {0}")]
     Es(#[from] BulkError),
+    /// A start-up request failed in a way that waiting does not cure (TLS trust, credentials).
+    #[error("elasticsearch: {0}")]
+    Start(String),
     #[error("enrichment: {0}")]
     Enrich(#[from] enrich::EnrichError),
     #[error("stopped before start-up finished")]
@@ -69,7 +75,8 @@ impl IndexError {
 }
 
 /// Installs the index template, retrying while the cluster is unreachable or answers 429/5xx
-/// (until `stop`). A final error (400: the cluster refuses the template) is returned.
+/// (until `stop`). A final error (400: the cluster refuses the template) is returned, and so is
+/// one that waiting does not cure (untrusted certificate, 401, 403: [`BulkError::fatal_at_start`]).
 pub fn install_template(
     client: &EsClient,
     s: &IndexSettings,
@@ -81,6 +88,37 @@ pub fn install_template(
         "/_index_template/{}",
         template::template_name(&s.index_prefix)
     );
+    start_request(client, "PUT", &path, Some(&body), "index template", stop)
+}
+
+/// Without the template: `GET /` once at start, so that an untrusted certificate or wrong
+/// credentials stop the indexer at once instead of every bulk request retrying. Any other
+/// failure (cluster not reachable yet) is only logged: the bulk requests retry as before.
+pub fn probe_cluster(client: &EsClient) -> Result<(), IndexError> {
+    let err = match client.request("GET", "/", "application/json", None, false) {
+        Ok(r) if (200..300).contains(&r.status) => return Ok(()),
+        Ok(r) => BulkError::Status {
+            url: format!("{}/", client.first_url()),
+            status: r.status,
+            body: String::from_utf8_lossy(&r.body[..r.body.len().min(2048)]).into_owned(),
+        },
+        Err(e) => e,
+    };
+    if let Some(why) = err.fatal_at_start() {
+        return Err(IndexError::Start(format!("cluster probe: {why}")));
+    }
+    tracing::warn!("cluster probe GET /: {err}; going on (bulk requests retry)");
+    Ok(())
+}
+
+fn start_request(
+    client: &EsClient,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    what: &str,
+    stop: &AtomicBool,
+) -> Result<(), IndexError> {
     let mut backoff = Backoff::new(
         RetryPolicy {
             initial: Duration::from_millis(200),
@@ -89,20 +127,23 @@ pub fn install_template(
         1,
     );
     loop {
-        let err = match client.request("PUT", &path, "application/json", Some(&body), false) {
+        let err = match client.request(method, path, "application/json", body, false) {
             Ok(r) if (200..300).contains(&r.status) => return Ok(()),
             Ok(r) => BulkError::Status {
-                url: path.clone(),
+                url: format!("{}{path}", client.first_url()),
                 status: r.status,
                 body: String::from_utf8_lossy(&r.body[..r.body.len().min(2048)]).into_owned(),
             },
             Err(e) => e,
         };
+        if let Some(why) = err.fatal_at_start() {
+            return Err(IndexError::Start(format!("{what}: {why}")));
+        }
         if !err.is_retryable() {
             return Err(err.into());
         }
         if backoff.attempts() % 5 == 0 {
-            tracing::warn!("index template {path}: {err}; retrying");
+            tracing::warn!("{what} {path}: {err}; retrying");
         }
         if !sleep_unless(backoff.next_delay(), stop) {
             return Err(IndexError::Stopped);
@@ -144,6 +185,24 @@ impl Indexer {
                 template::template_name(&settings.index_prefix),
                 settings.index_prefix
             );
+        } else {
+            probe_cluster(&client)?;
+        }
+        // A TLS or SASL failure towards Kafka stops the start, named; brokers that do not
+        // answer yet only get a warning (the consumers wait for them, as before).
+        let brokers = &settings.brokers;
+        match crate::sink::kafka::probe_brokers(
+            brokers,
+            &settings.kafka_properties,
+            Duration::from_secs(10),
+        ) {
+            crate::sink::kafka::BrokerProbe::Answered => {}
+            crate::sink::kafka::BrokerProbe::Security(why) => {
+                return Err(IndexError::KafkaStart(format!("brokers {brokers}: {why}")))
+            }
+            crate::sink::kafka::BrokerProbe::NoAnswer(why) => tracing::warn!(
+                "kafka: brokers {brokers} did not answer within 10 s ({why}); going on"
+            ),
         }
         let enricher = match &settings.enrich {
             Some(e) => Some(Arc::new(Enricher::load(e)?)),

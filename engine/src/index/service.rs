@@ -31,6 +31,10 @@ pub enum BulkError {
     /// Configuration (CA file, URL) that cannot work.
     #[error("{0}")]
     Config(String),
+    /// The TLS handshake failed (most often: the server's certificate is not signed by a CA
+    /// that `--es-ca` or the built-in roots trust).
+    #[error("{url}: TLS handshake failed: {message}")]
+    Tls { url: String, message: String },
 }
 
 impl BulkError {
@@ -40,11 +44,57 @@ impl BulkError {
     /// Other 4xx are final.
     pub fn is_retryable(&self) -> bool {
         match self {
-            BulkError::Transport { .. } | BulkError::Response { .. } => true,
+            BulkError::Transport { .. } | BulkError::Response { .. } | BulkError::Tls { .. } => {
+                true
+            }
             BulkError::Status { status, .. } => {
                 matches!(status, 401 | 403 | 404 | 408 | 429) || *status >= 500
             }
             BulkError::Config(_) => false,
+        }
+    }
+
+    /// At start, errors that waiting will not cure: a certificate that is not trusted, wrong
+    /// credentials (401) or a user without the rights (403). Returns what to tell the operator.
+    pub fn fatal_at_start(&self) -> Option<String> {
+        match self {
+            BulkError::Tls { .. } => Some(format!(
+                "{self}; the server's certificate is not trusted: give the PEM file of the CA \
+                 that signed it with --es-ca (FERROFLOW_INDEX_ES_CA)"
+            )),
+            BulkError::Status {
+                url, status: 401, ..
+            } => Some(format!(
+                "{url}: HTTP 401: authentication failed; check --es-user / --es-password or \
+                 --es-api-key"
+            )),
+            BulkError::Status {
+                url,
+                status: 403,
+                body,
+            } => Some(format!(
+                "{url}: HTTP 403: the user is not allowed to do this: {body}"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A transport error as a [`BulkError`]; TLS handshake failures get their own kind.
+fn transport_error(url: &str, e: ureq::Error) -> BulkError {
+    let message = e.to_string();
+    let tls = matches!(e, ureq::Error::Rustls(_))
+        || message.contains("invalid peer certificate")
+        || message.contains("rustls");
+    if tls {
+        BulkError::Tls {
+            url: url.to_string(),
+            message,
+        }
+    } else {
+        BulkError::Transport {
+            url: url.to_string(),
+            message,
         }
     }
 }
@@ -195,6 +245,11 @@ impl EsClient {
         })
     }
 
+    /// The first base URL (for messages).
+    pub fn first_url(&self) -> &str {
+        self.inner.urls.first().map(String::as_str).unwrap_or("")
+    }
+
     /// Round-robin over the URLs; a transport failure moves to the next.
     fn base(&self, attempt: usize) -> &str {
         let i = self.inner.next.fetch_add(1, Ordering::Relaxed) + attempt;
@@ -211,10 +266,7 @@ impl EsClient {
         gzip_ok: bool,
     ) -> Result<Reply, BulkError> {
         let url = format!("{}{}", self.base(0), path);
-        let transport = |e: ureq::Error| BulkError::Transport {
-            url: url.clone(),
-            message: e.to_string(),
-        };
+        let transport = |e: ureq::Error| transport_error(&url, e);
         let mut builder = ureq::http::Request::builder()
             .method(method)
             .uri(&url)

@@ -302,24 +302,122 @@ impl ProducerContext for KafkaContext {
     }
 }
 
-/// Context of the short-lived client that checks the topics at start: logs only.
+/// Context of the short-lived client that checks the topics at start: logs, and keeps the
+/// first TLS or SASL failure so that the check can stop at once and name it.
 struct MetadataContext {
     log_limit: RateLimit,
+    fatal: std::sync::Mutex<Option<String>>,
 }
 
 impl ClientContext for MetadataContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         forward_log("kafka", &self.log_limit, level, fac, log_message);
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            self.note(security_failure(None, log_message));
+        }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!("kafka metadata check: {error}: {reason}");
+        self.note(security_failure(error.rdkafka_error_code(), reason));
+    }
+}
+
+impl MetadataContext {
+    fn new() -> Self {
+        MetadataContext {
+            log_limit: RateLimit::default(),
+            fatal: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn note(&self, why: Option<String>) {
+        if let Some(why) = why {
+            let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+            f.get_or_insert(why);
+        }
+    }
+
+    fn fatal(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A TLS handshake or SASL authentication failure is not a broker still starting: retrying
+/// until the start-up timeout would only hide it. Returns what to tell the operator.
+fn security_failure(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<String> {
+    let tls = code == Some(RDKafkaErrorCode::SSL)
+        || reason.contains("SSL handshake failed")
+        || reason.contains("certificate verify failed");
+    let sasl = code == Some(RDKafkaErrorCode::Authentication)
+        || reason.contains("SASL authentication error");
+    match (tls, sasl) {
+        (true, _) => Some(format!(
+            "TLS handshake failed: {reason}; check ssl.ca.location (the PEM file of the CA that \
+             signed the brokers' certificates) and security.protocol"
+        )),
+        (false, true) => Some(format!(
+            "authentication failed: {reason}; check sasl.mechanism, sasl.username and \
+             sasl.password (and ssl.ca.location)"
+        )),
+        _ => None,
     }
 }
 
 impl ProducerContext for MetadataContext {
     type DeliveryOpaque = ();
     fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// What [`probe_brokers`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerProbe {
+    /// The brokers answered a metadata request.
+    Answered,
+    /// No answer within the timeout (brokers down or unreachable: may still come).
+    NoAnswer(String),
+    /// A TLS handshake or SASL authentication failure: waiting will not cure it.
+    Security(String),
+}
+
+/// Asks the brokers for the cluster's metadata, for at most `timeout`, with a short-lived
+/// client made of `bootstrap.servers` and `properties` (connection and security ones: give no
+/// consumer-only property), and stops at once on a TLS or SASL failure. For `ferroflow index`,
+/// whose consumers would otherwise retry such a failure for ever, logging warnings.
+pub fn probe_brokers(
+    brokers: &str,
+    properties: &[(String, String)],
+    timeout: Duration,
+) -> BrokerProbe {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", brokers);
+    for (k, v) in properties {
+        cc.set(k, v);
+    }
+    let client: BaseProducer<MetadataContext> = match cc.create_with_context(MetadataContext::new())
+    {
+        Ok(c) => c,
+        Err(e) => return BrokerProbe::NoAnswer(format!("client configuration: {e}")),
+    };
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("no answer");
+    loop {
+        client.poll(Duration::ZERO);
+        if let Some(why) = client.context().fatal() {
+            return BrokerProbe::Security(why);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return BrokerProbe::NoAnswer(last);
+        }
+        match client
+            .client()
+            .fetch_metadata(None, left.min(Duration::from_millis(500)))
+        {
+            Ok(_) => return BrokerProbe::Answered,
+            Err(e) => last = e.to_string(),
+        }
+    }
 }
 
 /// Creates one [`KafkaSink`] per worker, after checking at start that the brokers answer and
@@ -353,9 +451,7 @@ impl KafkaSinkFactory {
             cc.set("allow.auto.create.topics", "false");
         }
         let client: BaseProducer<MetadataContext> = cc
-            .create_with_context(MetadataContext {
-                log_limit: RateLimit::default(),
-            })
+            .create_with_context(MetadataContext::new())
             .map_err(|e| SinkError::Kafka(format!("producer configuration: {e}")))?;
         let deadline = Instant::now() + settings.metadata_timeout;
         let mut partitions = [0i32; 4];
@@ -399,6 +495,11 @@ fn topic_partitions(
 ) -> Result<i32, SinkError> {
     let mut last = String::from("no answer");
     loop {
+        // serves the error events (the context notes TLS / SASL failures)
+        client.poll(Duration::ZERO);
+        if let Some(why) = client.context().fatal() {
+            return Err(SinkError::Kafka(format!("brokers {brokers}: {why}")));
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(SinkError::Kafka(format!(
@@ -406,7 +507,11 @@ fn topic_partitions(
                  timeout ({last}); are the brokers up and reachable?"
             )));
         }
-        match client.client().fetch_metadata(Some(topic), left) {
+        // in short steps, so that a TLS / SASL failure noted meanwhile ends the wait
+        match client
+            .client()
+            .fetch_metadata(Some(topic), left.min(Duration::from_millis(500)))
+        {
             Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
                 Some(t) => match t.error() {
                     None if !t.partitions().is_empty() => {
@@ -432,6 +537,10 @@ fn topic_partitions(
             Err(e) => last = e.to_string(),
         }
         std::thread::sleep(Duration::from_millis(200).min(left));
+        client.poll(Duration::ZERO);
+        if let Some(why) = client.context().fatal() {
+            return Err(SinkError::Kafka(format!("brokers {brokers}: {why}")));
+        }
     }
 }
 

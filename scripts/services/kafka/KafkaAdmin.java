@@ -8,7 +8,8 @@
 //       waits as `ready`, then creates each missing topic (replication factor 1,
 //       retention.ms as given), raises the partition count of an existing topic that has fewer
 //       than asked (never lowers it: Kafka cannot), sets retention.ms where it differs, and prints
-//       one line per topic.
+//       one line per topic. An argument --scram=USER:PASSWORD among the topics instead creates
+//       (or updates) that SCRAM-SHA-512 user, for the broker's SASL_SSL listener.
 //   KafkaAdmin list   <bootstrap>
 //       prints the topics (not internal ones) with their partition counts.
 
@@ -31,6 +32,9 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.DescribeClusterOptions;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -56,10 +60,16 @@ public final class KafkaAdmin {
                 int timeout = Integer.parseInt(args[2]);
                 int partitions = Integer.parseInt(args[3]);
                 String retention = args[4];
-                List<String> topics = List.of(args).subList(5, args.length);
+                List<String> topics = new ArrayList<>();
+                List<String> scram = new ArrayList<>();
+                for (String a : List.of(args).subList(5, args.length)) {
+                    if (a.startsWith("--scram=")) scram.add(a.substring("--scram=".length()));
+                    else topics.add(a);
+                }
                 try (Admin admin = admin(bootstrap)) {
                     if (!waitReady(admin, timeout)) System.exit(1);
                     ensure(admin, partitions, retention, topics);
+                    for (String s : scram) scramUser(admin, s);
                 }
                 break;
             }
@@ -118,6 +128,21 @@ public final class KafkaAdmin {
         }
         System.err.println("kafka not ready after " + timeoutSec + " s: " + last);
         return false;
+    }
+
+    /** Creates or updates SCRAM-SHA-512 user USER:PASSWORD (idempotent). */
+    private static void scramUser(Admin admin, String spec) throws Exception {
+        int colon = spec.indexOf(':');
+        if (colon <= 0) {
+            System.err.println("--scram wants USER:PASSWORD");
+            System.exit(2);
+        }
+        String user = spec.substring(0, colon);
+        String password = spec.substring(colon + 1);
+        admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(user,
+                new ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096), password)))
+            .all().get(30, TimeUnit.SECONDS);
+        System.out.println("scram user " + user + ": SCRAM-SHA-512 credential set");
     }
 
     private static void ensure(Admin admin, int partitions, String retention, List<String> topics)
