@@ -16,7 +16,7 @@
 #
 # Needs root. The package is purged at the end whatever happens. Every wait is bounded.
 #   scripts/package-test.sh            build + test
-#   FERROFLOW_PKG_NO_BUILD=1 scripts/package-test.sh   test the .deb already in target/debian
+#   FERROFLOW_PKG_NO_BUILD=1 scripts/package-test.sh   test the .deb already in <target>/debian
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -84,11 +84,12 @@ if [[ -z ${FERROFLOW_PKG_NO_BUILD:-} ]]; then
   cargo deb --locked -p ferroflow 2>&1 | tail -n 3
   say "built in $(($(date +%s) - t)) s"
 fi
-version=$(cargo metadata --no-deps --format-version 1 --locked |
-  jq -r '.packages[] | select(.name == "ferroflow") | .version')
+meta=$(cargo metadata --no-deps --format-version 1 --locked)
+version=$(jq -r '.packages[] | select(.name == "ferroflow") | .version' <<<"$meta")
+target_dir=$(jq -r '.target_directory' <<<"$meta") # honours CARGO_TARGET_DIR, as cargo deb does
 # shellcheck disable=SC2012 # newest first; the names are ours
-deb=$(ls -t target/debian/ferroflow_"${version}"-*_*.deb 2>/dev/null | head -n 1)
-[[ -n $deb && -f $deb ]] || fail "no target/debian/ferroflow_${version}-*.deb"
+deb=$(ls -t "$target_dir"/debian/ferroflow_"${version}"-*_*.deb 2>/dev/null | head -n 1)
+[[ -n $deb && -f $deb ]] || fail "no $target_dir/debian/ferroflow_${version}-*.deb"
 say "package $deb ($(du -h "$deb" | cut -f1))"
 dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Recommends\):/   \1:/p'
 
@@ -166,7 +167,7 @@ read -r -a argv <<<"$exec_start"
 # config with the listen / metrics addresses moved, as a drop-in's Environment= would.
 env_override=()
 busy=$({
-  ss -Hlun 2>/dev/null | awk '{print $5}' | grep -E ':(2055|4739|6343)$'
+  ss -Hlun 2>/dev/null | awk '{print $4}' | grep -E ':(2055|4739|6343)$'
   ss -Hltn 2>/dev/null | awk '{print $4}' | grep -E ':9102$'
 } | tr '\n' ' ' || true)
 port=2055
