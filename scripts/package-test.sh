@@ -14,7 +14,8 @@
 #   6. `dpkg -i` over itself keeps an edited conffile; `dpkg -r` then `dpkg -P` remove it all
 #      (binary and units, then config, data, user).
 #
-# Needs root. The package is purged at the end whatever happens. Every wait is bounded.
+# Needs root. The package is purged at the end whatever happens. Every wait on the collector
+# is bounded (start 20 s, documents 20 s, stop: the unit's TimeoutStopSec).
 #   scripts/package-test.sh            build + test
 #   FERROFLOW_PKG_NO_BUILD=1 scripts/package-test.sh   test the .deb already in <target>/debian
 set -euo pipefail
