@@ -14,6 +14,9 @@
 //!   (same jars as scripts/services.sh) is SIGKILLed under the running indexer and restarted on
 //!   the same data. A proxy in front of the shared broker would not do: clients learn the
 //!   advertised address 127.0.0.1:9092 from metadata and bypass it.
+//! * `rebalance_while_paused_keeps_consuming` — real: a second indexer joins the group while
+//!   the first has paused its partitions for back-pressure (regression: the re-assigned
+//!   partitions stayed paused and the index stopped part way).
 
 mod index_common;
 
@@ -314,4 +317,86 @@ fn kafka_broker_restart() {
         ix.log_text()
     );
     // topics of the private broker go with it; the index is cleaned by `n`
+}
+
+/// Regression: a consumer thread that paused its partitions for back-pressure (every batch in
+/// flight, the next one full) is revoked by a rebalance (a second indexer joins the group)
+/// and gets partitions back. librdkafka keeps a partition's application pause across
+/// unassign / assign, so unless the indexer resumes (or deliberately re-pauses) what it is
+/// assigned, those partitions are never fetched again: the index stops part way, silently.
+///
+/// Indexer A (one thread, one batch in flight, through a proxy answering 503) fills its
+/// pipeline and pauses; indexer B joins the same group (straight to OpenSearch); then the
+/// proxy passes again. Every record must reach the index.
+#[test]
+fn rebalance_while_paused_keeps_consuming() {
+    if !services_up("rebalance_while_paused_keeps_consuming") {
+        return;
+    }
+    let n = Names::new("rebpause");
+    n.create_topics(4);
+    let dir = tmpdir("index-rebpause");
+    const N: u64 = 6000;
+    produce(&n.brokers, &synthetic_docs(&n, N as usize));
+    let proxy = FaultProxy::start("127.0.0.1:9200");
+    proxy.set(ANSWER_503);
+
+    let with = |extra: &[&str], metrics: &str| {
+        let mut a = n.index_args();
+        let m = a.iter().position(|x| x == "--metrics").unwrap();
+        a[m + 1] = metrics.to_string();
+        let l = a.iter().position(|x| x == "--log-level").unwrap();
+        a[l + 1] = "info,ferroflow_engine::index=debug".to_string();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let metrics_a = free_addr();
+    let url = proxy.url();
+    let args_a = with(
+        &[
+            "--es-url",
+            &url,
+            "--no-template",
+            "--threads",
+            "1",
+            "--in-flight",
+            "1",
+            "--bulk-max-docs",
+            "200",
+            "--retry-max-ms",
+            "500",
+        ],
+        &metrics_a,
+    );
+    let mut a = Indexer::start(&args_a, &dir.join("index-a.log"));
+    // A holds all partitions, its one batch is retried (503) and the next one is full: paused
+    let end = Instant::now() + Duration::from_secs(120);
+    loop {
+        a.assert_running();
+        let retried = scrape(&metrics_a, "ferroflow_index_retried_total").unwrap_or(0);
+        let in_flight = scrape(&metrics_a, "ferroflow_index_in_flight_batches").unwrap_or(0);
+        if retried > 0 && in_flight == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "indexer A did not fill its pipeline:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // (the next 200 documents are local by now: the batch fills at once)
+    std::thread::sleep(Duration::from_secs(3));
+
+    // B joins the group: A's partitions are revoked while paused, then half come back
+    let args_b = with(&["--es-url", ES, "--threads", "1"], "off");
+    let mut b = Indexer::start(&args_b, &dir.join("index-b.log"));
+    std::thread::sleep(Duration::from_secs(6));
+    proxy.set(PASS);
+
+    let got = wait_count(&n.prefix, N, Duration::from_secs(120), Some(&mut a));
+    b.assert_running();
+    assert_eq!(got, N, "A:\n{}\nB:\n{}", a.log_text(), b.log_text());
+    assert!(a.sigterm().is_some_and(|s| s.success()), "{}", a.log_text());
+    assert!(b.sigterm().is_some_and(|s| s.success()), "{}", b.log_text());
 }

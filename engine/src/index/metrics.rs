@@ -30,12 +30,14 @@ pub enum IndexMetric {
     EnrichErrors,
     ConsumerErrors,
     InFlightBatches,
+    PausedConsumers,
+    ConsumerStalls,
     Lag,
     BulkLatency,
 }
 
 impl IndexMetric {
-    pub const ALL: [IndexMetric; 17] = [
+    pub const ALL: [IndexMetric; 19] = [
         IndexMetric::Up,
         IndexMetric::Consumed,
         IndexMetric::ConsumedBytes,
@@ -51,6 +53,8 @@ impl IndexMetric {
         IndexMetric::EnrichErrors,
         IndexMetric::ConsumerErrors,
         IndexMetric::InFlightBatches,
+        IndexMetric::PausedConsumers,
+        IndexMetric::ConsumerStalls,
         IndexMetric::Lag,
         IndexMetric::BulkLatency,
     ];
@@ -73,6 +77,8 @@ impl IndexMetric {
             EnrichErrors => "ferroflow_index_enrich_errors_total",
             ConsumerErrors => "ferroflow_index_consumer_errors_total",
             InFlightBatches => "ferroflow_index_in_flight_batches",
+            PausedConsumers => "ferroflow_index_paused_consumers",
+            ConsumerStalls => "ferroflow_index_consumer_stalls_total",
             Lag => "ferroflow_index_consumer_lag",
             BulkLatency => "ferroflow_index_bulk_latency_seconds",
         }
@@ -100,6 +106,12 @@ impl IndexMetric {
             EnrichErrors => "documents the filtering stage could not parse (indexed unchanged)",
             ConsumerErrors => "errors reported by the Kafka consumer",
             InFlightBatches => "batches handed to the senders and not yet finished",
+            PausedConsumers => {
+                "consumer threads whose partitions are paused for back-pressure (every batch in flight)"
+            }
+            ConsumerStalls => {
+                "times a consumer thread fetched nothing for 30 s while its partitions had lag and nothing was in flight (it then resumes them)"
+            }
             Lag => "consumer lag in messages, by topic and partition (librdkafka statistics)",
             BulkLatency => "time of one _bulk request, send to response",
         }
@@ -107,7 +119,10 @@ impl IndexMetric {
 
     fn kind(self) -> &'static str {
         match self {
-            IndexMetric::Up | IndexMetric::InFlightBatches | IndexMetric::Lag => "gauge",
+            IndexMetric::Up
+            | IndexMetric::InFlightBatches
+            | IndexMetric::PausedConsumers
+            | IndexMetric::Lag => "gauge",
             IndexMetric::BulkLatency => "histogram",
             _ => "counter",
         }
@@ -133,6 +148,8 @@ pub struct IndexMetrics {
     pub enrich_errors: AtomicU64,
     pub consumer_errors: AtomicU64,
     pub in_flight: AtomicU64,
+    pub paused_consumers: AtomicU64,
+    pub consumer_stalls: AtomicU64,
     pub lag: Mutex<BTreeMap<(String, i32), i64>>,
     pub latency: Mutex<Histogram<u64>>,
     pub started: Instant,
@@ -163,6 +180,8 @@ impl IndexMetrics {
             enrich_errors: AtomicU64::new(0),
             consumer_errors: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            paused_consumers: AtomicU64::new(0),
+            consumer_stalls: AtomicU64::new(0),
             lag: Mutex::new(BTreeMap::new()),
             latency: Mutex::new(
                 Histogram::new_with_bounds(1_000, 3_600_000_000_000, 3)
@@ -229,6 +248,8 @@ impl IndexMetrics {
                 EnrichErrors => single(&mut out, ld(&self.enrich_errors)),
                 ConsumerErrors => single(&mut out, ld(&self.consumer_errors)),
                 InFlightBatches => single(&mut out, ld(&self.in_flight)),
+                PausedConsumers => single(&mut out, ld(&self.paused_consumers)),
+                ConsumerStalls => single(&mut out, ld(&self.consumer_stalls)),
                 Lag => {
                     let lag = self.lag.lock().unwrap_or_else(|p| p.into_inner());
                     for ((t, p), v) in lag.iter() {

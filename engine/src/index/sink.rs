@@ -267,6 +267,10 @@ pub struct Inflight {
     /// Bumped at every revocation: the partial batch being built is then dropped (its
     /// partitions restart from the committed offsets).
     generation: u64,
+    /// The loop paused its assignment for back-pressure (every batch in flight, the next one
+    /// due). Partitions assigned while it is set are paused too, any others resumed: see
+    /// [`ConsumerCtx::post_rebalance`].
+    paused: bool,
 }
 
 impl Inflight {
@@ -329,6 +333,9 @@ impl Inflight {
 /// that drains the in-flight batches and commits before the partitions go to another member.
 pub struct ConsumerCtx {
     pub metrics: Arc<IndexMetrics>,
+    /// This consumer's lag per (topic, partition), from its last statistics (for the stall
+    /// watchdog of the loop).
+    own_lag: Arc<Mutex<HashMap<(String, i32), i64>>>,
     inflight: Arc<Mutex<Inflight>>,
     done_rx: Receiver<Done>,
     topics: Arc<[String]>,
@@ -339,10 +346,13 @@ pub struct ConsumerCtx {
 impl ClientContext for ConsumerCtx {
     fn stats(&self, s: Statistics) {
         let mut lag = self.metrics.lag.lock().unwrap_or_else(|p| p.into_inner());
+        let mut own = self.own_lag.lock().unwrap_or_else(|p| p.into_inner());
+        own.clear();
         for (tname, t) in &s.topics {
             for (pid, p) in &t.partitions {
                 if *pid >= 0 && p.consumer_lag >= 0 {
                     lag.insert((tname.clone(), *pid), p.consumer_lag);
+                    own.insert((tname.clone(), *pid), p.consumer_lag);
                 }
             }
         }
@@ -380,6 +390,37 @@ impl ConsumerContext for ConsumerCtx {
         st.poisoned = false;
         st.generation += 1;
     }
+
+    /// Sets the pause state of newly assigned partitions to the loop's. librdkafka keeps a
+    /// partition's application pause across unassign / assign: a partition paused for
+    /// back-pressure, revoked, and assigned again stays paused. Revocations come while the
+    /// loop is paused (it keeps serving the group protocol); if the loop then resumed (its
+    /// in-flight batches were drained at the revoke) while nothing was assigned, the
+    /// partitions it gets next would never be fetched: the indexer would stop, silently.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(tpl) = rebalance else {
+            return;
+        };
+        if tpl.count() == 0 {
+            return;
+        }
+        let st = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        let res = if st.paused {
+            consumer.pause(tpl)
+        } else {
+            consumer.resume(tpl)
+        };
+        tracing::debug!(
+            "consumer {}: rebalance: assigned {} partitions, {} ({res:?})",
+            self.id,
+            tpl.count(),
+            if st.paused {
+                "paused (back-pressure)"
+            } else {
+                "resumed"
+            }
+        );
+    }
 }
 
 /// The consumer's librdkafka configuration.
@@ -415,10 +456,17 @@ pub struct ConsumerLoop {
     stop: Arc<AtomicBool>,
     abandon: Arc<AtomicBool>,
     inflight: Arc<Mutex<Inflight>>,
+    own_lag: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    /// Rate limit of the pause / resume debug lines (they come with every batch when the
+    /// cluster is the bottleneck).
+    pause_log: RateLimited,
     done_tx: Sender<Done>,
     done_rx: Receiver<Done>,
     id: usize,
 }
+
+/// No message for this long, nothing in flight, not paused: the stall watchdog looks.
+const STALL_AFTER: Duration = Duration::from_secs(30);
 
 impl ConsumerLoop {
     pub fn new(
@@ -435,8 +483,10 @@ impl ConsumerLoop {
         let topics: Arc<[String]> = settings.topics.clone().into();
         let inflight = Arc::new(Mutex::new(Inflight::default()));
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+        let own_lag = Arc::new(Mutex::new(HashMap::new()));
         let consumer: BaseConsumer<ConsumerCtx> = cfg.create_with_context(ConsumerCtx {
             metrics: metrics.clone(),
+            own_lag: own_lag.clone(),
             inflight: inflight.clone(),
             done_rx: done_rx.clone(),
             topics: topics.clone(),
@@ -465,6 +515,8 @@ impl ConsumerLoop {
             stop,
             abandon,
             inflight,
+            own_lag,
+            pause_log: RateLimited::new(),
             done_tx,
             done_rx,
             id,
@@ -484,10 +536,105 @@ impl ConsumerLoop {
         self.state().outstanding.len()
     }
 
+    /// Back-pressure: pauses the assignment (and, through the rebalance callback, whatever is
+    /// assigned until [`Self::resume`]).
+    fn pause(&mut self) {
+        let mut st = self.state();
+        if st.paused {
+            return;
+        }
+        st.paused = true;
+        drop(st);
+        self.metrics
+            .paused_consumers
+            .fetch_add(1, Ordering::Relaxed);
+        if let Ok(a) = self.consumer.assignment() {
+            let res = self.consumer.pause(&a);
+            if let Some(s) = self.pause_log.ready() {
+                tracing::debug!(
+                    "consumer {}: back-pressure: paused {} partitions ({res:?}) ({s} pauses / resumes suppressed)",
+                    self.id,
+                    a.count()
+                );
+            }
+        }
+    }
+
+    fn resume(&mut self) {
+        let mut st = self.state();
+        if !st.paused {
+            return;
+        }
+        st.paused = false;
+        drop(st);
+        self.metrics
+            .paused_consumers
+            .fetch_sub(1, Ordering::Relaxed);
+        if let Ok(a) = self.consumer.assignment() {
+            let res = self.consumer.resume(&a);
+            if let Some(s) = self.pause_log.ready() {
+                tracing::debug!(
+                    "consumer {}: resumed {} partitions ({res:?}) ({s} pauses / resumes suppressed)",
+                    self.id,
+                    a.count()
+                );
+            }
+        }
+    }
+
+    fn is_paused(&self) -> bool {
+        self.state().paused
+    }
+
+    /// The stall watchdog: no message for [`STALL_AFTER`] while not paused and nothing in
+    /// flight. If the assigned partitions have lag (last statistics) this is a stall: count
+    /// it, say so, resume them. Resuming an unpaused partition does nothing, so an idle
+    /// consumer only resumes (quietly).
+    fn watchdog(&self, last_message: &mut Instant, log: &mut RateLimited) {
+        if last_message.elapsed() < STALL_AFTER || self.is_paused() || self.outstanding() > 0 {
+            return;
+        }
+        *last_message = Instant::now();
+        let Ok(a) = self.consumer.assignment() else {
+            return;
+        };
+        if a.count() == 0 {
+            return;
+        }
+        let lag: i64 = {
+            let own = self.own_lag.lock().unwrap_or_else(|p| p.into_inner());
+            a.elements()
+                .iter()
+                .filter_map(|e| own.get(&(e.topic().to_string(), e.partition())))
+                .filter(|l| **l > 0)
+                .sum()
+        };
+        let res = self.consumer.resume(&a);
+        if lag > 0 {
+            IndexMetrics::add(&self.metrics.consumer_stalls, 1);
+            if let Some(s) = log.ready() {
+                tracing::warn!(
+                    "consumer {}: no message for {:?} although its {} partitions have a lag of {lag}; resuming them ({res:?}) ({s} similar suppressed)",
+                    self.id,
+                    STALL_AFTER,
+                    a.count()
+                );
+            }
+        } else {
+            tracing::debug!(
+                "consumer {}: idle for {:?} ({} partitions, no lag); resumed them ({res:?})",
+                self.id,
+                STALL_AFTER,
+                a.count()
+            );
+        }
+    }
+
     /// Runs until `stop`, then delivers what it holds (until the close timeout) and commits.
     pub fn run(mut self) {
-        let mut paused = false;
         let mut log = RateLimited::new();
+        let mut stall_log = RateLimited::new();
+        let mut last_message = Instant::now();
         let mut enrich_state = EnrichState::default();
         let mut seen_generation = 0u64;
         let max_outstanding = self.settings.in_flight.max(1);
@@ -506,12 +653,7 @@ impl ConsumerLoop {
             if due {
                 if self.outstanding() >= max_outstanding {
                     // back-pressure: stop fetching, keep serving the group protocol
-                    if !paused {
-                        if let Ok(a) = self.consumer.assignment() {
-                            let _ = self.consumer.pause(&a);
-                        }
-                        paused = true;
-                    }
+                    self.pause();
                     if let Ok(d) = self.done_rx.recv_timeout(Duration::from_millis(50)) {
                         self.state().mark(d);
                     }
@@ -523,6 +665,7 @@ impl ConsumerLoop {
                         self.id,
                     );
                     if let Some(Ok(m)) = polled {
+                        last_message = Instant::now();
                         add_message(
                             &mut self.builder,
                             &self.metrics,
@@ -535,11 +678,8 @@ impl ConsumerLoop {
                 }
                 self.dispatch();
             }
-            if paused && self.outstanding() < max_outstanding {
-                if let Ok(a) = self.consumer.assignment() {
-                    let _ = self.consumer.resume(&a);
-                }
-                paused = false;
+            if self.outstanding() < max_outstanding {
+                self.resume();
             }
             let wait = match self.builder.started() {
                 Some(t) => max_wait
@@ -555,21 +695,33 @@ impl ConsumerLoop {
                 self.id,
             );
             match polled {
-                Some(Ok(m)) => add_message(
-                    &mut self.builder,
-                    &self.metrics,
-                    self.enricher.as_deref(),
-                    &m,
-                    &mut enrich_state,
-                ),
+                Some(Ok(m)) => {
+                    last_message = Instant::now();
+                    add_message(
+                        &mut self.builder,
+                        &self.metrics,
+                        self.enricher.as_deref(),
+                        &m,
+                        &mut enrich_state,
+                    )
+                }
                 Some(Err(e)) => {
                     IndexMetrics::add(&self.metrics.consumer_errors, 1);
                     if let Some(s) = log.ready() {
                         tracing::warn!("consumer {}: {e} ({s} similar suppressed)", self.id);
                     }
                 }
-                None => {}
+                None => {
+                    if self.builder.is_empty() {
+                        self.watchdog(&mut last_message, &mut stall_log);
+                    }
+                }
             }
+        }
+        if self.state().paused {
+            self.metrics
+                .paused_consumers
+                .fetch_sub(1, Ordering::Relaxed);
         }
 
         // shutdown: hand over the partial batch, wait for the senders, commit what is done
