@@ -3,7 +3,10 @@
 # offered rate with <= 0.01 % loss (`ferroflow bench --search`) of ferroflow and of each peer
 # (goflow2, pmacct's nfacctd/sfacctd, nfdump's nfcapd/sfcapd), run alternately in the same
 # run, REPEATS times, each collector pinned to core 0 and the generator to core 1; prints the
-# medians as a markdown table and keeps every report under $OUT.
+# medians as a markdown table and keeps every report under $OUT. The generator sends distinct
+# flows (`ferroflow bench`'s default: every record gets a source address of its own), so
+# aggregating collectors (pmacct) cannot fold repeated flows together; pmacct writes one JSON
+# line per flow (see docs/performance.md, "How each peer is configured and counted").
 #
 #   scripts/perf-headline.sh                       # everything (long: about an hour)
 #   PROTOCOLS="netflow5 ipfix" REPEATS=3 scripts/perf-headline.sh

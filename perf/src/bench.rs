@@ -834,3 +834,164 @@ pub fn write_files(report: &BenchReport, dir: &Path) -> anyhow::Result<Vec<PathB
     crate::report::plot(report, &png)?;
     Ok(vec![json, md, png])
 }
+
+/// What [`run_drain`] measured: ferroflow's receive path draining a full socket queue, the
+/// same situation as the raw drain bench (`cargo bench --bench recv`, `recv_drain`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrainReport {
+    pub protocol: String,
+    pub rounds: usize,
+    /// Datagrams queued per round while the collector was stopped (SIGSTOP).
+    pub datagrams_per_round: u64,
+    /// Datagrams the collector counted (`ferroflow_packets_received_total`) over all rounds.
+    pub received: u64,
+    /// Datagrams sent over all rounds.
+    pub sent: u64,
+    /// Run time of the worker thread(s) (`/proc/<pid>/task/<tid>/schedstat`, ns) per
+    /// datagram, per round.
+    pub worker_us_per_datagram: Vec<f64>,
+    /// Run time of every thread of the collector per datagram, per round.
+    pub process_us_per_datagram: Vec<f64>,
+    pub worker_us_per_datagram_median: f64,
+    pub process_us_per_datagram_median: f64,
+    pub loadavg_start: f64,
+    pub loadavg_end: f64,
+}
+
+/// Run time (ns) of the threads of `pid` whose name starts with `prefix` ("" for all), from
+/// schedstat (nanoseconds, unlike the 10 ms ticks of `stat`).
+fn threads_run_ns(pid: u32, prefix: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end().starts_with(prefix))
+        })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Bytes queued on the UDP socket bound to `port` (rx_queue of /proc/net/udp), if found.
+fn udp_rx_queue(port: u16) -> Option<u64> {
+    let hex = format!(":{port:04X}");
+    let s = std::fs::read_to_string("/proc/net/udp").ok()?;
+    s.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if !f.get(1)?.ends_with(&hex) {
+            return None;
+        }
+        let (_, rx) = f.get(4)?.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+/// ferroflow's receive path at saturation, measured like the raw drain bench: the collector
+/// (receive-only: every datagram refused by the allow-list after it is received) is stopped
+/// with SIGSTOP, `per_round` datagrams are queued on its socket, it is continued, and the run
+/// time its threads spend until the queue is empty is divided by the datagrams. `rounds`
+/// times. The subject must be ferroflow with `receive_only`; its socket buffer must hold a
+/// round (32 MiB forced as root holds about 28 000 datagrams of 1464 bytes).
+pub fn run_drain(cfg: &BenchConfig, rounds: usize, per_round: u64) -> anyhow::Result<DrainReport> {
+    if !matches!(
+        cfg.subject,
+        Subject::Ferroflow {
+            receive_only: true,
+            ..
+        }
+    ) {
+        bail!("the drain measurement is for ferroflow --receive-only");
+    }
+    let port = free_udp_port()?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    let dir = cfg
+        .work_dir
+        .join(format!("ferroflow-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut ff = Ferroflow::start(&cfg.subject, listen, &dir)?;
+    let r = drain_rounds(cfg, &ff, listen, rounds, per_round);
+    let _ = stop_child(&mut ff.child, Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&dir);
+    r
+}
+
+fn drain_rounds(
+    cfg: &BenchConfig,
+    ff: &Ferroflow,
+    listen: SocketAddr,
+    rounds: usize,
+    per_round: u64,
+) -> anyhow::Result<DrainReport> {
+    let pid = ff.child.id();
+    let ipid = libc::pid_t::try_from(pid).context("pid")?;
+    let mut rep = DrainReport {
+        protocol: cfg.gen.protocol.as_str().to_string(),
+        rounds,
+        datagrams_per_round: per_round,
+        loadavg_start: loadavg(),
+        ..DrainReport::default()
+    };
+    let base = FfCounters::of(&ff.scrape()?);
+    let mut g = cfg.gen.clone();
+    g.target = listen;
+    g.rate = Rate::Unlimited;
+    g.duration = Some(Duration::from_secs(60));
+    g.progress = None;
+    g.stop = None;
+    for round in 0..rounds {
+        // let the worker settle into its poll wait, then freeze the whole process
+        std::thread::sleep(Duration::from_millis(300));
+        // SAFETY: plain signal to our own child
+        if unsafe { libc::kill(ipid, libc::SIGSTOP) } != 0 {
+            bail!("SIGSTOP: {}", std::io::Error::last_os_error());
+        }
+        g.count = Some(per_round);
+        let sent = generate::run(&g);
+        let w0 = threads_run_ns(pid, "ff-worker");
+        let p0 = threads_run_ns(pid, "");
+        // SAFETY: as above
+        unsafe { libc::kill(ipid, libc::SIGCONT) };
+        let sent = sent?;
+        rep.sent += sent.packets;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while udp_rx_queue(listen.port()).unwrap_or(0) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // the last batch is being counted: a moment more
+        std::thread::sleep(Duration::from_millis(20));
+        let w = threads_run_ns(pid, "ff-worker").saturating_sub(w0);
+        let p = threads_run_ns(pid, "").saturating_sub(p0);
+        let n = sent.packets.max(1) as f64;
+        rep.worker_us_per_datagram.push(w as f64 / 1e3 / n);
+        rep.process_us_per_datagram.push(p as f64 / 1e3 / n);
+        if cfg.progress {
+            eprintln!(
+                "round {}: {} datagrams, worker {:.3} us, process {:.3} us per datagram",
+                round + 1,
+                sent.packets,
+                w as f64 / 1e3 / n,
+                p as f64 / 1e3 / n
+            );
+        }
+    }
+    // the counters are published once a second
+    std::thread::sleep(Duration::from_millis(1200));
+    let after = FfCounters::of(&ff.scrape()?);
+    rep.received = d(after.packets, base.packets);
+    rep.worker_us_per_datagram_median = median(&rep.worker_us_per_datagram);
+    rep.process_us_per_datagram_median = median(&rep.process_us_per_datagram);
+    rep.loadavg_end = loadavg();
+    Ok(rep)
+}

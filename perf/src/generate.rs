@@ -144,6 +144,11 @@ pub struct GenConfig {
     /// Packets per `sendmmsg`.
     pub batch: usize,
     pub seed: u64,
+    /// Make every flow record distinct: each send rewrites the source address of every
+    /// record of a pooled packet from a per-exporter counter (see
+    /// [`ExporterPackets::stamp_next`]), so the pool's flows never repeat. Off: the pool's
+    /// flows are sent over and over (a few thousand distinct flows per run).
+    pub distinct_flows: bool,
     /// Set from outside to end the run early.
     pub stop: Option<Arc<AtomicBool>>,
     /// Live counters for a progress display.
@@ -175,6 +180,7 @@ impl GenConfig {
             pin: Vec::new(),
             batch: 32,
             seed: 1,
+            distinct_flows: false,
             stop: None,
             progress: None,
         }
@@ -344,6 +350,14 @@ pub struct ExporterPackets {
     pool_flows: Vec<u32>,
     /// sFlow: offsets of the flow samples' sequence numbers in each pool packet.
     sample_offsets: Vec<Vec<usize>>,
+    /// With distinct flows: offsets of the last 4 bytes of every record's source address in
+    /// each pool packet (empty otherwise).
+    key_offsets: Vec<Vec<usize>>,
+    distinct: bool,
+    /// With distinct flows: the next record's number (per exporter).
+    flow_id: u32,
+    /// 10.0.0.0/8 for IPv4 sources.
+    key_base: u32,
     /// v9 / IPFIX: templates (and options template + data with sampling).
     templates: Option<Vec<u8>>,
     /// IPFIX: options data records in the template packet.
@@ -377,6 +391,10 @@ impl ExporterPackets {
             pool: Vec::with_capacity(pool),
             pool_flows: Vec::with_capacity(pool),
             sample_offsets: Vec::new(),
+            key_offsets: Vec::new(),
+            distinct: cfg.distinct_flows,
+            flow_id: 0,
+            key_base: 0x0a00_0000,
             templates: None,
             template_records: 0,
             next: 0,
@@ -450,6 +468,9 @@ impl ExporterPackets {
                     e.sample_offsets.push(sflow_sample_offsets(&out));
                 }
             }
+            if e.distinct {
+                e.key_offsets.push(source_offsets(&out, &flows_buf));
+            }
             e.pool.push(out);
             e.pool_flows.push(fpp as u32);
         }
@@ -500,6 +521,22 @@ impl ExporterPackets {
         let seq = self.seq;
         let uptime = now_ms.saturating_sub(self.boot_ms) as u32;
         let p = &mut self.pool[slot];
+        if self.distinct {
+            // every record gets a source address no record of this exporter had before:
+            // 10.0.0.0/8 plus the record's number (IPv6: the last 32 bits), distinct for
+            // 2^24 records per exporter
+            for &o in &self.key_offsets[slot] {
+                let id = self.flow_id & 0x00ff_ffff;
+                self.flow_id = self.flow_id.wrapping_add(1);
+                let v = if o & V6_KEY != 0 {
+                    id
+                } else {
+                    self.key_base | id
+                };
+                let o = o & !V6_KEY;
+                p[o..o + 4].copy_from_slice(&v.to_be_bytes());
+            }
+        }
         match self.protocol {
             Protocol::Netflow5 => {
                 p[4..8].copy_from_slice(&uptime.to_be_bytes());
@@ -735,6 +772,32 @@ fn sflow_datagram(
         uptime_ms,
         samples,
     }
+}
+
+/// Marks a key offset as the tail of an IPv6 address (no 10/8 prefix written there).
+const V6_KEY: usize = 1 << 62;
+
+/// Where each flow's source address sits in an encoded packet: the offset of its last 4
+/// bytes (IPv6 ones marked with [`V6_KEY`]). A flow whose address is not found exactly once
+/// in the packet is left out (it then repeats with the pool; with random 10/8 and
+/// 2001:db8::/32 sources that is rare).
+fn source_offsets(packet: &[u8], flows: &[FlowRepr]) -> Vec<usize> {
+    let mut v = Vec::with_capacity(flows.len());
+    for f in flows {
+        let (bytes, tail, mark): (Vec<u8>, usize, usize) = match f.src_addr {
+            IpAddr::V4(a) => (a.octets().to_vec(), 0, 0),
+            IpAddr::V6(a) => (a.octets().to_vec(), 12, V6_KEY),
+        };
+        let mut hits = packet
+            .windows(bytes.len())
+            .enumerate()
+            .filter(|(_, w)| *w == &bytes[..])
+            .map(|(i, _)| i);
+        if let (Some(i), None) = (hits.next(), hits.next()) {
+            v.push((i + tail) | mark);
+        }
+    }
+    v
 }
 
 /// Offset of the sFlow datagram sequence number (after version, agent and sub-agent id).

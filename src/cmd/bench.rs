@@ -64,6 +64,15 @@ pub struct Args {
     /// allow-list after it is received, none is decoded); loss counts datagrams.
     #[arg(long, conflicts_with = "peer")]
     receive_only: bool,
+    /// With --receive-only: instead of trials at a rate, stop the collector (SIGSTOP), queue
+    /// this many datagrams on its socket, continue it and measure the run time of its
+    /// threads until the queue is empty (the saturated receive path, as the raw drain bench
+    /// `cargo bench --bench recv` measures it); --drain-rounds times.
+    #[arg(long, requires = "receive_only")]
+    drain: Option<u64>,
+    /// Rounds of --drain.
+    #[arg(long, default_value_t = 5)]
+    drain_rounds: usize,
     /// Measure a peer instead of ferroflow: goflow2, nfacctd, sfacctd, nfcapd.
     #[arg(long)]
     peer: Option<PeerKind>,
@@ -79,6 +88,12 @@ pub struct Args {
     /// 1-in-N sampling in the generated traffic.
     #[arg(long)]
     sampling: Option<u32>,
+    /// Send the generator's pool of flows over and over (a few thousand distinct flows per
+    /// run) instead of making every flow distinct (the default: each record's source address
+    /// is rewritten from a counter on every send, so aggregating collectors cannot fold
+    /// repeated flows together).
+    #[arg(long)]
+    repeat_flows: bool,
     /// Generator threads.
     #[arg(long, default_value_t = 1)]
     gen_threads: usize,
@@ -130,6 +145,7 @@ fn bench(a: Args) -> anyhow::Result<()> {
     gen.ipv6_fraction = a.ipv6;
     gen.sampling = a.sampling;
     gen.threads = a.gen_threads;
+    gen.distinct_flows = !a.repeat_flows;
     gen.pin = a.gen_pin.clone();
     let rate = a
         .rate
@@ -150,6 +166,11 @@ fn bench(a: Args) -> anyhow::Result<()> {
         work_dir: a.work_dir.clone().unwrap_or_else(bench::default_work_dir),
         progress: !a.quiet,
     };
+    if let Some(n) = a.drain {
+        let r = bench::run_drain(&cfg, a.drain_rounds.max(1), n.max(1))?;
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let report = bench::run(&cfg, command)?;
     let out_dir = a.out_dir.clone().unwrap_or_else(|| {

@@ -206,6 +206,7 @@ fn settings(cfg: &Config, plan: &CorePlan) -> CollectorSettings {
             FullPolicy::Drop => RingFull::Drop,
         },
         recv_batch: cfg.collector.recv_batch,
+        recv_coalesce: std::time::Duration::from_micros(cfg.collector.recv_coalesce_us),
         slot_bytes: 9216,
         socket_rcvbuf_bytes: Some(cfg.collector.socket_rcvbuf_bytes as usize),
         decoder: DecoderConfig {

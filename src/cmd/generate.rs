@@ -56,6 +56,10 @@ pub struct Args {
     /// Seed of the synthetic flows.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Make every flow distinct (each record's source address rewritten from a counter on
+    /// every send); default: the pool's few thousand flows repeat.
+    #[arg(long)]
+    distinct_flows: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -87,6 +91,7 @@ pub fn config(a: &Args) -> GenConfig {
     c.pin = a.pin.clone();
     c.batch = a.batch;
     c.seed = a.seed;
+    c.distinct_flows = a.distinct_flows;
     c
 }
 

@@ -54,6 +54,7 @@ pub(super) fn spawn(
                     Err(e) => return proc.fail(format!("worker {id}: poll: {e}")),
                 };
                 let mut slab = Slab::new(settings.recv_batch, settings.slot_bytes);
+                let coalesce = settings.recv_coalesce;
                 loop {
                     let stopping = shared.stop.load(Ordering::Relaxed);
                     if !stopping {
@@ -63,7 +64,9 @@ pub(super) fn spawn(
                     } else {
                         rx.mark_all_ready(); // final drain of what the kernel holds
                     }
+                    let mut got = false;
                     while let Some(n) = rx.next_batch(&mut slab) {
+                        got = true;
                         for (meta, payload) in rx.batch.datagrams(&slab) {
                             proc.datagram(meta, payload);
                         }
@@ -73,6 +76,7 @@ pub(super) fn spawn(
                     if stopping {
                         break;
                     }
+                    rx.coalesce(got, coalesce);
                 }
                 proc.close(settings.close_timeout);
             })
@@ -107,7 +111,9 @@ pub(super) fn spawn(
             };
             // a spare batch receives when the ring is full and the policy drops
             let mut spare: Option<Box<Batch>> = None;
+            let coalesce = recv_settings.recv_coalesce;
             loop {
+                let mut got = false;
                 let stopping = recv_shared.stop.load(Ordering::Relaxed);
                 if !stopping {
                     if let Err(e) = rx.wait(Duration::from_millis(100)) {
@@ -129,6 +135,7 @@ pub(super) fn spawn(
                         spare = Some(b);
                         break;
                     };
+                    got = true;
                     b.metas.clear();
                     b.metas.extend_from_slice(rx.batch.metas());
                     metrics.socket_drops.store(rx.drops(), Ordering::Relaxed);
@@ -151,6 +158,7 @@ pub(super) fn spawn(
                 if stopping {
                     break; // dropping full_tx lets the decoder drain and finish
                 }
+                rx.coalesce(got, coalesce);
             }
         })
         .map_err(CollectorError::Spawn)?;
@@ -240,6 +248,18 @@ impl Receiver {
         self.ready.iter_mut().for_each(|r| *r = true);
     }
 
+    /// After the sockets were emptied: when this round received something and coalescing
+    /// is on, sleep `coalesce` and mark every socket ready, so that the next round reads
+    /// what gathered meanwhile in full batches without an epoll wakeup per datagram; a
+    /// round that finds nothing goes back to waiting in epoll. (Edge-triggered epoll loses
+    /// nothing by this: an event that arrived meanwhile only causes one empty read later.)
+    fn coalesce(&mut self, got: bool, coalesce: Duration) {
+        if got && !coalesce.is_zero() {
+            std::thread::sleep(coalesce);
+            self.mark_all_ready();
+        }
+    }
+
     /// Receive one batch from the next ready socket (round robin); `None` when no socket has
     /// anything left.
     fn next_batch(&mut self, slab: &mut Slab) -> Option<usize> {
@@ -258,6 +278,12 @@ impl Receiver {
                 Ok(k) => {
                     if let Some(d) = self.batch.rxq_drops() {
                         self.last_drops[i] = u64::from(d);
+                    }
+                    // fewer than asked: the kernel found the queue empty, so the next read
+                    // would only return EAGAIN. Not ready until epoll (edge-triggered: every
+                    // datagram queued from now on raises a new event) or coalescing says so.
+                    if k < self.batch.capacity().min(slab.slots()) {
+                        self.ready[i] = false;
                     }
                     return Some(k);
                 }

@@ -178,3 +178,33 @@ fn sends_the_count_over_loopback_without_gaps() {
         assert_eq!(s.records[p.flow_protocol().index()], report.flows);
     }
 }
+
+#[test]
+fn distinct_flows_never_repeat_a_source() {
+    for p in Protocol::ALL {
+        for v6 in [0.0, 0.3] {
+            if p == Protocol::Netflow5 && v6 > 0.0 {
+                continue;
+            }
+            let mut c = cfg(p);
+            c.ipv6_fraction = v6;
+            c.distinct_flows = true;
+            let src: SocketAddr = "127.0.0.5:40000".parse().unwrap();
+            let mut e = ExporterPackets::build(&c, 2, src.ip(), 8).unwrap();
+            // the pool wraps five times
+            let (packets, flows) = stamp(&mut e, 40);
+            let mut d = Decoder::new(DecoderConfig::default());
+            let mut seen = std::collections::HashSet::new();
+            let mut records = 0u64;
+            for pk in &packets {
+                let _ = d.decode(src, 1, pk, &mut |r| {
+                    records += 1;
+                    seen.insert(r.src_addr);
+                });
+            }
+            assert_eq!(d.stats().errors_total(), 0, "{p} v6 {v6}");
+            assert_eq!(records, flows, "{p} v6 {v6}");
+            assert_eq!(seen.len() as u64, flows, "{p} v6 {v6}: a source repeated");
+        }
+    }
+}

@@ -263,6 +263,11 @@ pub struct CollectorConfig {
     pub decode_threads: Option<usize>,
     /// Datagrams asked for per `recvmmsg` call (1..=1024). Default 64.
     pub recv_batch: usize,
+    /// Receive coalescing, in microseconds (0..=10000): while traffic flows, a worker that
+    /// has emptied its sockets sleeps this long before reading again instead of waking up
+    /// for every datagram, so that it reads fuller batches; adds up to this much latency.
+    /// 0: wake up for every datagram (epoll). Default 0.
+    pub recv_coalesce_us: u64,
     /// SO_RCVBUF asked for on each socket, in bytes (an integer or a string like `"32MiB"`).
     /// Default 32 MiB. The kernel caps it at `net.core.rmem_max` unless the collector may use
     /// SO_RCVBUFFORCE; `ferroflow tune` checks the sysctl.
@@ -303,6 +308,7 @@ impl Default for CollectorConfig {
             split_receive_decode: false,
             decode_threads: None,
             recv_batch: 64,
+            recv_coalesce_us: 0,
             socket_rcvbuf_bytes: 32 * MIB,
             ring_capacity: 1024,
             ring_full: FullPolicy::Block,

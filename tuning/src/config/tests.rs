@@ -492,6 +492,7 @@ fn every_key_has_an_env_variable() {
         ("collector.split_receive_decode", "true"),
         ("collector.decode_threads", "2"),
         ("collector.recv_batch", "32"),
+        ("collector.recv_coalesce_us", "200"),
         ("collector.socket_rcvbuf_bytes", "8MiB"),
         ("collector.ring_capacity", "64"),
         ("collector.ring_full", "drop"),

@@ -83,6 +83,13 @@ fn collector(c: &Config) -> Result<(), ConfigError> {
             format!("must be between 1 and {MAX_RECV_BATCH} (recvmmsg's limit)"),
         ));
     }
+    if col.recv_coalesce_us > 10_000 {
+        return Err(invalid(
+            "collector.recv_coalesce_us",
+            col.recv_coalesce_us,
+            "must be between 0 and 10000 (10 ms)",
+        ));
+    }
     if col.socket_rcvbuf_bytes < 4096 || col.socket_rcvbuf_bytes > MAX_RCVBUF_BYTES {
         return Err(invalid(
             "collector.socket_rcvbuf_bytes",
