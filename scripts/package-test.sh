@@ -18,6 +18,9 @@
 # is bounded (start 20 s, documents 20 s, stop: the unit's TimeoutStopSec).
 #   scripts/package-test.sh            build + test
 #   FERROFLOW_PKG_NO_BUILD=1 scripts/package-test.sh   test the .deb already in <target>/debian
+#   FERROFLOW_PKG_PROFILE=dev scripts/package-test.sh  package the debug build (.ci/run: the
+#       binary `cargo test` already built, so CI does not spend a release build with LTO on a
+#       package it throws away; what is checked is the packaging, the same either way)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,11 +83,12 @@ fi
 
 # --- 2. build -------------------------------------------------------------------------------
 if [[ -z ${FERROFLOW_PKG_NO_BUILD:-} ]]; then
-  say "cargo deb (release build)"
+  profile=${FERROFLOW_PKG_PROFILE:-release}
+  say "cargo deb ($profile build)"
   t=$(date +%s)
   # --fast: quicker, larger compression (the test's package is thrown away; see
   # docs/deploy.md for building the one you ship)
-  cargo deb --locked --fast -p ferroflow 2>&1 | tail -n 3
+  cargo deb --locked --fast --strip --profile "$profile" -p ferroflow 2>&1 | tail -n 3
   say "built in $(($(date +%s) - t)) s"
 fi
 meta=$(cargo metadata --no-deps --format-version 1 --locked)
