@@ -403,15 +403,24 @@ impl Decoder {
                         }
                         return;
                     }
+                    let key = (version, hdr.domain, tid);
+                    if let Some(e) = st.templates.get_mut(&key) {
+                        if e.tpl.wire == wire {
+                            // resent unchanged (exporters refresh templates every few seconds
+                            // or packets): keep the compiled template, refresh its time
+                            stats.templates += 1;
+                            e.refreshed_ns = now_ns;
+                            new_keys.push(key);
+                            return;
+                        }
+                    }
                     match Template::compile(version, tid, options, fields, wire) {
                         Ok(tpl) => {
-                            let key = (version, hdr.domain, tid);
                             stats.templates += 1;
                             if let Some(e) = st.templates.get_mut(&key) {
+                                // a new template under a known id (the wire bytes differ)
                                 e.refreshed_ns = now_ns;
-                                if e.tpl.wire != tpl.wire {
-                                    e.tpl = tpl;
-                                }
+                                e.tpl = tpl;
                             } else {
                                 if st.templates.len() >= cfg.max_templates_per_exporter.max(1) {
                                     if let Some(old) = st
@@ -786,6 +795,16 @@ fn hold(
     });
 }
 
+/// `base_ns` (the exporter's boot time, ns since the epoch) plus `uptime_ms`, clamped to
+/// 0..=u64::MAX: 8-byte flowStart/EndSysUpTime values (IE 22/21) and systemInitTime are
+/// arbitrary 64-bit numbers, and their sum in nanoseconds need not fit in a u64.
+#[inline]
+fn uptime_to_ns(base_ns: i128, uptime_ms: u64) -> u64 {
+    // |base_ns| < 2^85 and uptime_ms * 10^6 < 2^84: no overflow in i128
+    let ns = base_ns.saturating_add(i128::from(uptime_ms).saturating_mul(1_000_000));
+    ns.clamp(0, i128::from(u64::MAX)) as u64
+}
+
 /// Decode the flow records of one data set; returns how many records it held.
 #[allow(clippy::too_many_arguments)]
 fn emit_data(
@@ -807,6 +826,12 @@ fn emit_data(
     let dkey = (hdr.version, hdr.domain);
     let table = sampling.get(&dkey);
     let init_ms = sysinit.get(&dkey).copied();
+    // times relative to the exporter's boot: its boot time in ns since the epoch (may be
+    // before 1970 for a bogus header)
+    let uptime_base: Option<i128> = match hdr.uptime_ms {
+        Some(up) => Some(i128::from(hdr.export_ns) - i128::from(up) * 1_000_000),
+        None => init_ms.map(|ms| i128::from(ms) * 1_000_000),
+    };
     let mut n = 0;
     for r in tpl.records(body) {
         let data = match r {
@@ -825,14 +850,8 @@ fn emit_data(
         let (t, o) = template::fill_record(tpl, data, &mut rec);
 
         // times
-        let uptime_base: Option<i128> = match hdr.uptime_ms {
-            Some(up) => Some(i128::from(hdr.export_ns) - i128::from(up) * 1_000_000),
-            None => init_ms.map(|ms| i128::from(ms) * 1_000_000),
-        };
-        let from_uptime = |ms: Option<u64>| -> Option<u64> {
-            let b = uptime_base?;
-            Some((b + i128::from(ms?) * 1_000_000).max(0) as u64)
-        };
+        let from_uptime =
+            |ms: Option<u64>| -> Option<u64> { Some(uptime_to_ns(uptime_base?, ms?)) };
         let from_delta = |us: Option<u64>| -> Option<u64> {
             Some(hdr.export_ns.saturating_sub(us?.saturating_mul(1000)))
         };
@@ -1266,5 +1285,91 @@ mod tests {
         }
         assert_eq!(d.exporters(), 3);
         assert_eq!(d.stats().exporters_evicted, 7);
+    }
+
+    #[test]
+    fn uptime_times_saturate() {
+        // 8-byte flowEnd/StartSysUpTime and systemInitTime: any 64-bit value
+        assert_eq!(
+            uptime_to_ns(i128::from(u64::MAX) * 1_000_000, u64::MAX),
+            u64::MAX
+        );
+        assert_eq!(uptime_to_ns(0, u64::MAX), u64::MAX);
+        assert_eq!(
+            uptime_to_ns(0, u64::MAX / 1_000_000),
+            u64::MAX / 1_000_000 * 1_000_000
+        );
+        assert_eq!(uptime_to_ns(0, u64::MAX / 1_000_000 + 1), u64::MAX);
+        // v9: boot time before 1970 (uptime larger than the export time)
+        assert_eq!(uptime_to_ns(-5_000_000, 2), 0);
+        assert_eq!(uptime_to_ns(-5_000_000, 7), 2_000_000);
+        assert_eq!(uptime_to_ns(1_000, 1), 1_001_000);
+    }
+
+    #[test]
+    fn huge_uptime_elements_do_not_wrap() {
+        // IPFIX: systemInitTimeMilliseconds options data, then flows with 8-byte uptimes
+        let mut d = Decoder::default();
+        let mut opts = 400u16.to_be_bytes().to_vec();
+        opts.extend_from_slice(&[0, 2, 0, 1, 0, 149, 0, 4, 0, 160, 0, 8]);
+        let mut odata = 9u32.to_be_bytes().to_vec();
+        odata.extend_from_slice(&(u64::MAX / 2).to_be_bytes());
+        let mut fields = FIELDS.to_vec();
+        fields.extend_from_slice(&[(22, 8), (21, 8)]);
+        let mut data = rec(1);
+        data.extend_from_slice(&5u64.to_be_bytes());
+        data.extend_from_slice(&u64::MAX.to_be_bytes());
+        let pkt = ipfix(
+            1,
+            7,
+            &[(3, opts), (400, odata), (2, tpl(300, &fields)), (300, data)],
+        );
+        let mut got = Vec::new();
+        d.decode(
+            EXP.parse().unwrap(),
+            1_700_000_000_000_000_000,
+            &pkt,
+            &mut |r| got.push((r.start_ns, r.end_ns, r.time_basis)),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [(Some(u64::MAX), Some(u64::MAX), Some(TimeBasis::Uptime))]
+        );
+    }
+
+    #[test]
+    fn unchanged_template_is_not_recompiled() {
+        let mut d = Decoder::default();
+        let key = (10, 7, 300);
+        let ptr = |d: &Decoder| {
+            let st = d.exporters.values().next().unwrap();
+            let e = &st.templates[&key];
+            (e.tpl.fields.as_ptr(), e.refreshed_ns)
+        };
+        let exp: SocketAddr = EXP.parse().unwrap();
+        let t0 = 1_700_000_000_000_000_000;
+        let pkt = ipfix(1, 7, &[(2, tpl(300, FIELDS)), (300, rec(1))]);
+        d.decode(exp, t0, &pkt, &mut |_| {}).unwrap();
+        let (p1, r1) = ptr(&d);
+        let mut n = 0;
+        d.decode(exp, t0 + 5, &pkt, &mut |_| n += 1).unwrap();
+        let (p2, r2) = ptr(&d);
+        assert_eq!(p1, p2, "the compiled template is kept");
+        assert_eq!((r1, r2), (t0, t0 + 5), "its time is refreshed");
+        assert_eq!(n, 1);
+        assert_eq!(d.stats().templates, 2);
+        // a different template under the same id replaces it
+        let pkt = ipfix(
+            3,
+            7,
+            &[(2, tpl(300, &FIELDS[..6])), (300, rec(1)[..21].to_vec())],
+        );
+        let mut bytes = Vec::new();
+        d.decode(exp, t0 + 9, &pkt, &mut |r| bytes.push((r.bytes, r.packets)))
+            .unwrap();
+        assert_eq!(bytes, [(Some(1001), None)]);
+        assert_eq!(d.templates(), 1);
+        assert_eq!(d.stats().templates, 3);
     }
 }

@@ -6,7 +6,7 @@
 //! formatter. The document layout is written down in `docs/schema.md`.
 
 use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind};
 
@@ -17,12 +17,86 @@ pub struct EncodeOptions {
     pub no_raw: bool,
 }
 
-/// A streaming JSON writer over a `Vec<u8>`: tracks commas for up to 16 nesting levels.
+/// A key written as one precomputed fragment `,"name":` (the leading comma is dropped for the
+/// first member of an object). Build static ones with `key!("name")`; templates keep one
+/// per field.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'k>(&'k str);
+
+impl<'k> Key<'k> {
+    /// `fragment` must be `,"name":` with `name` needing no escaping.
+    #[inline]
+    pub const fn from_fragment(fragment: &'k str) -> Self {
+        Key(fragment)
+    }
+
+    /// `,"name":` for a name that needs no escaping (allocates: for keys built once).
+    pub fn fragment_for(name: &str) -> Box<str> {
+        let mut s = String::with_capacity(name.len() + 4);
+        s.push_str(",\"");
+        s.push_str(name);
+        s.push_str("\":");
+        s.into_boxed_str()
+    }
+}
+
+/// `key!("name")`: the [`Key`] `,"name":`, built at compile time.
+macro_rules! key {
+    ($name:literal) => {
+        $crate::json::Key::from_fragment(concat!(",\"", $name, "\":"))
+    };
+}
+pub(crate) use key;
+
+/// Something [`JsonWriter`] can write as an object key: a plain `&str` (quoted as it is) or a
+/// precomputed [`Key`].
+pub trait JsonKey {
+    fn write_key(self, w: &mut JsonWriter<'_>);
+}
+
+impl JsonKey for &str {
+    #[inline]
+    fn write_key(self, w: &mut JsonWriter<'_>) {
+        w.sep();
+        w.buf.push(b'"');
+        w.buf.extend_from_slice(self.as_bytes());
+        w.buf.extend_from_slice(b"\":");
+    }
+}
+
+impl JsonKey for Key<'_> {
+    #[inline]
+    fn write_key(self, w: &mut JsonWriter<'_>) {
+        let bit = 1u32 << w.depth;
+        let s = self.0.as_bytes();
+        if w.has_member & bit != 0 {
+            w.buf.extend_from_slice(s);
+        } else {
+            w.has_member |= bit;
+            w.buf.extend_from_slice(s.get(1..).unwrap_or_default());
+        }
+    }
+}
+
+/// Timestamps a document repeats (`@timestamp` is `event.end`, the raw start / end elements
+/// are `event.start` / `event.end`): the last two formatted, kept per document.
+#[derive(Clone, Copy)]
+struct TimeCache {
+    ns: [u64; 2],
+    text: [[u8; 32]; 2],
+    /// entries filled (0..=2)
+    len: u8,
+    /// the entry to replace next
+    next: u8,
+}
+
+/// A streaming JSON writer over a `Vec<u8>`: tracks commas for up to 32 nesting levels.
 pub struct JsonWriter<'b> {
     buf: &'b mut Vec<u8>,
     /// bit i set: the object/array at depth i already has a member
     has_member: u32,
     depth: u8,
+    times: TimeCache,
 }
 
 impl<'b> JsonWriter<'b> {
@@ -31,6 +105,12 @@ impl<'b> JsonWriter<'b> {
             buf,
             has_member: 0,
             depth: 0,
+            times: TimeCache {
+                ns: [0; 2],
+                text: [[0; 32]; 2],
+                len: 0,
+                next: 0,
+            },
         }
     }
 
@@ -45,11 +125,8 @@ impl<'b> JsonWriter<'b> {
     }
 
     #[inline]
-    fn key(&mut self, key: &str) {
-        self.sep();
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(key.as_bytes());
-        self.buf.extend_from_slice(b"\":");
+    fn key(&mut self, key: impl JsonKey) {
+        key.write_key(self);
     }
 
     #[inline]
@@ -65,13 +142,24 @@ impl<'b> JsonWriter<'b> {
     }
 
     /// `"key":{`
-    pub fn begin_object(&mut self, key: &str) {
+    pub fn begin_object(&mut self, key: impl JsonKey) {
         self.key(key);
         self.open(b'{');
     }
 
+    /// `"key":{` followed by `members`, a non-empty run of members written as they are
+    /// (`"a":1,"b":[2]`): static parts of a document in one copy.
+    pub fn begin_object_with(&mut self, key: impl JsonKey, members: &str) {
+        self.key(key);
+        self.open(b'{');
+        self.buf.extend_from_slice(members.as_bytes());
+        if !members.is_empty() {
+            self.has_member |= 1u32 << self.depth;
+        }
+    }
+
     /// `"key":[`
-    pub fn begin_array(&mut self, key: &str) {
+    pub fn begin_array(&mut self, key: impl JsonKey) {
         self.key(key);
         self.open(b'[');
     }
@@ -88,19 +176,21 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b']');
     }
 
-    pub fn u64(&mut self, key: &str, v: u64) {
+    #[inline]
+    pub fn u64(&mut self, key: impl JsonKey, v: u64) {
         self.key(key);
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
-    pub fn i64(&mut self, key: &str, v: i64) {
+    #[inline]
+    pub fn i64(&mut self, key: impl JsonKey, v: i64) {
         self.key(key);
         self.buf
             .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     }
 
-    pub fn f64(&mut self, key: &str, v: f64) {
+    pub fn f64(&mut self, key: impl JsonKey, v: f64) {
         self.key(key);
         if v.is_finite() {
             let _ = write!(self.buf, "{v}");
@@ -109,14 +199,15 @@ impl<'b> JsonWriter<'b> {
         }
     }
 
-    pub fn bool(&mut self, key: &str, v: bool) {
+    pub fn bool(&mut self, key: impl JsonKey, v: bool) {
         self.key(key);
         self.buf
             .extend_from_slice(if v { b"true" } else { b"false" });
     }
 
     /// A string value known to need no escaping (names, enums).
-    pub fn str_plain(&mut self, key: &str, v: &str) {
+    #[inline]
+    pub fn str_plain(&mut self, key: impl JsonKey, v: &str) {
         self.key(key);
         self.buf.push(b'"');
         self.buf.extend_from_slice(v.as_bytes());
@@ -125,39 +216,69 @@ impl<'b> JsonWriter<'b> {
 
     /// A string from the wire: invalid UTF-8 is replaced, control characters and quotes escaped,
     /// trailing NULs (fixed-size string fields) dropped.
-    pub fn str_bytes(&mut self, key: &str, v: &[u8]) {
+    pub fn str_bytes(&mut self, key: impl JsonKey, v: &[u8]) {
         self.key(key);
         let end = v.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
         write_escaped(self.buf, &v[..end]);
     }
 
-    pub fn ip(&mut self, key: &str, v: IpAddr) {
+    #[inline]
+    pub fn ip(&mut self, key: impl JsonKey, v: IpAddr) {
         self.key(key);
-        self.buf.push(b'"');
-        let _ = write!(self.buf, "{v}");
-        self.buf.push(b'"');
+        write_ip(self.buf, v);
     }
 
-    pub fn mac(&mut self, key: &str, m: &[u8; 6]) {
+    /// An IPv4 address from its four bytes.
+    #[inline]
+    pub fn ipv4(&mut self, key: impl JsonKey, v: [u8; 4]) {
+        self.key(key);
+        write_ipv4(self.buf, v);
+    }
+
+    pub fn mac(&mut self, key: impl JsonKey, m: &[u8; 6]) {
         self.key(key);
         write_mac(self.buf, m);
     }
 
     /// Lower-case hex of raw bytes (octetArray elements).
-    pub fn hex(&mut self, key: &str, v: &[u8]) {
+    pub fn hex(&mut self, key: impl JsonKey, v: &[u8]) {
         self.key(key);
         self.buf.push(b'"');
-        for &b in v {
-            self.buf.push(HEX[(b >> 4) as usize]);
-            self.buf.push(HEX[(b & 15) as usize]);
+        let mut out = [0u8; 64];
+        for chunk in v.chunks(32) {
+            for (i, &b) in chunk.iter().enumerate() {
+                out[2 * i] = HEX[(b >> 4) as usize];
+                out[2 * i + 1] = HEX[(b & 15) as usize];
+            }
+            self.buf.extend_from_slice(&out[..2 * chunk.len()]);
         }
         self.buf.push(b'"');
     }
 
     /// RFC 3339 UTC time with nanoseconds: `"2024-01-02T03:04:05.123456789Z"`.
-    pub fn time_ns(&mut self, key: &str, ns: u64) {
+    #[inline]
+    pub fn time_ns(&mut self, key: impl JsonKey, ns: u64) {
         self.key(key);
-        write_rfc3339(self.buf, ns);
+        let text = self.rfc3339_cached(ns);
+        self.buf.extend_from_slice(&text);
+    }
+
+    /// The quoted RFC 3339 text of `ns`, from the per-document cache when it was written before.
+    #[inline]
+    fn rfc3339_cached(&mut self, ns: u64) -> [u8; 32] {
+        let c = &mut self.times;
+        for i in 0..usize::from(c.len) {
+            if c.ns[i] == ns {
+                return c.text[i];
+            }
+        }
+        let text = rfc3339(ns);
+        let i = usize::from(c.next);
+        c.ns[i] = ns;
+        c.text[i] = text;
+        c.next ^= 1;
+        c.len = (c.len + 1).min(2);
+        text
     }
 
     /// An element of an array of numbers.
@@ -182,20 +303,146 @@ impl<'b> JsonWriter<'b> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-fn write_mac(buf: &mut Vec<u8>, m: &[u8; 6]) {
-    buf.push(b'"');
-    for (i, &b) in m.iter().enumerate() {
-        if i > 0 {
-            buf.push(b':');
-        }
-        buf.push(HEX[(b >> 4) as usize]);
-        buf.push(HEX[(b & 15) as usize]);
+/// Decimal text of every byte value: up to three digits, then the digit count.
+const DEC: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let v = i as u8;
+        t[i] = if v >= 100 {
+            [b'0' + v / 100, b'0' + v / 10 % 10, b'0' + v % 10, 3]
+        } else if v >= 10 {
+            [b'0' + v / 10, b'0' + v % 10, 0, 2]
+        } else {
+            [b'0' + v, 0, 0, 1]
+        };
+        i += 1;
     }
-    buf.push(b'"');
+    t
+};
+
+/// `a.b.c.d` at `out[p..]`; returns the position after it. `out` needs 15 bytes from `p`
+/// (16 to write the last octet's three digit slots).
+#[inline]
+fn put_ipv4(out: &mut [u8], mut p: usize, o: [u8; 4]) -> usize {
+    for (i, &b) in o.iter().enumerate() {
+        let d = DEC[usize::from(b)];
+        out[p..p + 3].copy_from_slice(&d[..3]);
+        p += usize::from(d[3]);
+        if i < 3 {
+            out[p] = b'.';
+            p += 1;
+        }
+    }
+    p
+}
+
+/// `"a.b.c.d"`, the quotes included.
+#[inline]
+fn write_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
+    let mut out = [0u8; 20];
+    out[0] = b'"';
+    let p = put_ipv4(&mut out, 1, o);
+    out[p] = b'"';
+    buf.extend_from_slice(&out[..p + 1]);
+}
+
+/// Lower-case hex of a 16-bit group without leading zeros at `out[p..]`.
+#[inline]
+fn put_hex16(out: &mut [u8], p: usize, v: u16) -> usize {
+    let n = ((16 - v.leading_zeros() as usize).div_ceil(4)).max(1);
+    for i in 0..n {
+        out[p + i] = HEX[usize::from((v >> (4 * (n - 1 - i))) & 15)];
+    }
+    p + n
+}
+
+/// Groups `segs` joined by `:` at `out[p..]`.
+#[inline]
+fn put_groups(out: &mut [u8], mut p: usize, segs: &[u16]) -> usize {
+    for (i, &s) in segs.iter().enumerate() {
+        if i > 0 {
+            out[p] = b':';
+            p += 1;
+        }
+        p = put_hex16(out, p, s);
+    }
+    p
+}
+
+/// The text of an IPv6 address as `Ipv6Addr`'s `Display` writes it (RFC 5952: lower case,
+/// no leading zeros, the longest run of two or more zero groups, the first of equal runs,
+/// shortened to `::`; IPv4-mapped addresses as `::ffff:a.b.c.d`) at `out[p..]`.
+/// `out` needs 41 bytes from `p`.
+fn put_ipv6(out: &mut [u8], p: usize, a: &Ipv6Addr) -> usize {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        out[p..p + 7].copy_from_slice(b"::ffff:");
+        return put_ipv4(out, p + 7, v4.octets());
+    }
+    let segs = a.segments();
+    // longest run of zero groups, the first of equal ones
+    let (mut best_start, mut best_len, mut cur_start, mut cur_len) = (0, 0, 0, 0);
+    for (i, &s) in segs.iter().enumerate() {
+        if s == 0 {
+            if cur_len == 0 {
+                cur_start = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                best_start = cur_start;
+                best_len = cur_len;
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    if best_len > 1 {
+        let p = put_groups(out, p, &segs[..best_start]);
+        out[p..p + 2].copy_from_slice(b"::");
+        put_groups(out, p + 2, &segs[best_start + best_len..])
+    } else {
+        put_groups(out, p, &segs)
+    }
+}
+
+/// `"<ipv6>"`, the quotes included.
+#[inline]
+fn write_ipv6(buf: &mut Vec<u8>, a: &Ipv6Addr) {
+    let mut out = [0u8; 48];
+    out[0] = b'"';
+    let p = put_ipv6(&mut out, 1, a);
+    out[p] = b'"';
+    buf.extend_from_slice(&out[..p + 1]);
+}
+
+/// An address as its `Display` writes it, quoted.
+#[inline]
+fn write_ip(buf: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => write_ipv4(buf, a.octets()),
+        IpAddr::V6(a) => write_ipv6(buf, &a),
+    }
+}
+
+fn write_mac(buf: &mut Vec<u8>, m: &[u8; 6]) {
+    let mut out = *b"\"00:00:00:00:00:00\"";
+    for (i, &b) in m.iter().enumerate() {
+        out[1 + 3 * i] = HEX[(b >> 4) as usize];
+        out[2 + 3 * i] = HEX[(b & 15) as usize];
+    }
+    buf.extend_from_slice(&out);
 }
 
 fn write_escaped(buf: &mut Vec<u8>, v: &[u8]) {
     buf.push(b'"');
+    if v.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        // printable ASCII without quote or backslash: as it is
+        buf.extend_from_slice(v);
+        buf.push(b'"');
+        return;
+    }
     for chunk in v.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
@@ -236,6 +483,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// `"YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"` for `ns` nanoseconds since the epoch.
 pub fn write_rfc3339(buf: &mut Vec<u8>, ns: u64) {
+    buf.extend_from_slice(&rfc3339(ns));
+}
+
+/// The quoted text [`write_rfc3339`] writes.
+fn rfc3339(ns: u64) -> [u8; 32] {
     let secs = (ns / 1_000_000_000) as i64;
     let frac = (ns % 1_000_000_000) as u32;
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
@@ -255,7 +507,7 @@ pub fn write_rfc3339(buf: &mut Vec<u8>, ns: u64) {
     put(&mut out, 15, sod / 60 % 60, 2);
     put(&mut out, 18, sod % 60, 2);
     put(&mut out, 21, frac, 9);
-    buf.extend_from_slice(&out);
+    out
 }
 
 fn transport_name(p: u8) -> Option<&'static str> {
@@ -284,67 +536,55 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     let mut w = JsonWriter::new(buf);
     w.begin();
     if let Some(ts) = r.timestamp_ns() {
-        w.time_ns("@timestamp", ts);
+        w.time_ns(key!("@timestamp"), ts);
     }
 
     // event (ECS categorisation, as Elastic's NetFlow integration does it)
-    w.begin_object("event");
     match r.kind {
         RecordKind::Flow => {
-            w.str_plain("kind", "event");
-            w.begin_array("category");
-            w.item_str_plain("network");
-            w.end_array();
-            w.begin_array("type");
-            w.item_str_plain("connection");
-            w.end_array();
-            w.str_plain(
-                "action",
+            w.begin_object_with(
+                key!("event"),
                 if r.protocol == FlowProtocol::Sflow5 {
-                    "sflow_flow"
+                    r#""kind":"event","category":["network"],"type":["connection"],"action":"sflow_flow""#
                 } else {
-                    "netflow_flow"
+                    r#""kind":"event","category":["network"],"type":["connection"],"action":"netflow_flow""#
                 },
             );
             if let Some(s) = r.start_ns {
-                w.time_ns("start", s);
+                w.time_ns(key!("start"), s);
             }
             if let Some(e) = r.end_ns {
-                w.time_ns("end", e);
+                w.time_ns(key!("end"), e);
             }
             if let (Some(s), Some(e)) = (r.start_ns, r.end_ns) {
                 if e >= s {
-                    w.u64("duration", e - s);
+                    w.u64(key!("duration"), e - s);
                 }
             }
         }
         RecordKind::Counters => {
-            w.str_plain("kind", "metric");
-            w.begin_array("category");
-            w.item_str_plain("network");
-            w.end_array();
-            w.begin_array("type");
-            w.item_str_plain("info");
-            w.end_array();
-            w.str_plain("action", "sflow_counters");
+            w.begin_object_with(
+                key!("event"),
+                r#""kind":"metric","category":["network"],"type":["info"],"action":"sflow_counters""#,
+            );
         }
     }
     w.end_object();
 
     // observer: the exporter
-    w.begin_object("observer");
-    w.ip("ip", r.exporter.ip());
-    if r.in_if.is_some() {
-        w.begin_object("ingress");
-        w.begin_object("interface");
-        w.u64("id", u64::from(r.in_if.unwrap_or(0)));
+    w.begin_object(key!("observer"));
+    w.ip(key!("ip"), r.exporter.ip());
+    if let Some(i) = r.in_if {
+        w.begin_object(key!("ingress"));
+        w.begin_object(key!("interface"));
+        w.u64(key!("id"), u64::from(i));
         w.end_object();
         w.end_object();
     }
     if let Some(o) = r.out_if {
-        w.begin_object("egress");
-        w.begin_object("interface");
-        w.u64("id", u64::from(o));
+        w.begin_object(key!("egress"));
+        w.begin_object(key!("interface"));
+        w.u64(key!("id"), u64::from(o));
         w.end_object();
         w.end_object();
     }
@@ -352,27 +592,34 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
 
     if r.kind == RecordKind::Flow {
         endpoint(
-            &mut w, "source", r.src_addr, r.src_port, r.src_mac, r.src_as,
+            &mut w,
+            key!("source"),
+            r.src_addr,
+            r.src_port,
+            r.src_mac,
+            r.src_as,
         );
         endpoint(
             &mut w,
-            "destination",
+            key!("destination"),
             r.dst_addr,
             r.dst_port,
             r.dst_mac,
             r.dst_as,
         );
 
-        w.begin_object("network");
+        w.begin_object(key!("network"));
         if let Some(p) = r.ip_protocol {
             if let Some(name) = transport_name(p) {
-                w.str_plain("transport", name);
+                w.str_plain(key!("transport"), name);
             }
-            w.key("iana_number");
-            w.buf.push(b'"');
-            w.buf
-                .extend_from_slice(itoa::Buffer::new().format(p).as_bytes());
-            w.buf.push(b'"');
+            w.key(key!("iana_number"));
+            let d = DEC[usize::from(p)];
+            let mut out = [b'"'; 5];
+            out[1..4].copy_from_slice(&d[..3]);
+            let n = usize::from(d[3]);
+            out[1 + n] = b'"';
+            w.buf.extend_from_slice(&out[..n + 2]);
         }
         let ipv = r.ip_version.or(match r.src_addr.or(r.dst_addr) {
             Some(IpAddr::V4(_)) => Some(4),
@@ -380,24 +627,24 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             None => None,
         });
         match ipv {
-            Some(4) => w.str_plain("type", "ipv4"),
-            Some(6) => w.str_plain("type", "ipv6"),
+            Some(4) => w.str_plain(key!("type"), "ipv4"),
+            Some(6) => w.str_plain(key!("type"), "ipv6"),
             _ => {}
         }
         if let Some(b) = r.bytes {
-            w.u64("bytes", b);
+            w.u64(key!("bytes"), b);
         }
         if let Some(p) = r.packets {
-            w.u64("packets", p);
+            w.u64(key!("packets"), p);
         }
         match r.direction {
-            Some(0) => w.str_plain("direction", "ingress"),
-            Some(1) => w.str_plain("direction", "egress"),
+            Some(0) => w.str_plain(key!("direction"), "ingress"),
+            Some(1) => w.str_plain(key!("direction"), "egress"),
             _ => {}
         }
         if let Some(v) = r.vlan.or(r.src_vlan) {
-            w.begin_object("vlan");
-            w.u64("id", u64::from(v));
+            w.begin_object(key!("vlan"));
+            w.u64(key!("id"), u64::from(v));
             w.end_object();
         }
         if let (Some(s), Some(d), Some(p)) = (r.src_addr, r.dst_addr, r.ip_protocol) {
@@ -412,7 +659,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
                 r.icmp_code,
                 &mut cid,
             );
-            w.key("community_id");
+            w.key(key!("community_id"));
             w.buf.push(b'"');
             w.buf.extend_from_slice(&cid[..n]);
             w.buf.push(b'"');
@@ -421,101 +668,111 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     }
 
     // flow: what ECS lacks
-    w.begin_object("flow");
-    w.str_plain("protocol", r.protocol.as_str());
-    w.u64("exporter_port", u64::from(r.exporter.port()));
+    w.begin_object_with(
+        key!("flow"),
+        match r.protocol {
+            FlowProtocol::NetflowV5 => r#""protocol":"netflow_v5""#,
+            FlowProtocol::NetflowV9 => r#""protocol":"netflow_v9""#,
+            FlowProtocol::Ipfix => r#""protocol":"ipfix""#,
+            FlowProtocol::Sflow5 => r#""protocol":"sflow5""#,
+        },
+    );
+    w.u64(key!("exporter_port"), u64::from(r.exporter.port()));
     if let Some(t) = r.export_time_ns {
-        w.time_ns("export_time", t);
+        w.time_ns(key!("export_time"), t);
     }
     if let Some(s) = r.sequence {
-        w.u64("sequence", u64::from(s));
+        w.u64(key!("sequence"), u64::from(s));
     }
     if let Some(d) = r.domain {
-        w.u64("domain", u64::from(d));
+        w.u64(key!("domain"), u64::from(d));
     }
     if let Some(t) = r.template_id {
-        w.u64("template_id", u64::from(t));
+        w.u64(key!("template_id"), u64::from(t));
     }
     if let Some(v) = r.ip_version {
-        w.u64("ip_version", u64::from(v));
+        w.u64(key!("ip_version"), u64::from(v));
     }
     if let Some(f) = r.tcp_flags {
-        w.u64("tcp_flags", u64::from(f));
+        w.u64(key!("tcp_flags"), u64::from(f));
     }
     if let Some(t) = r.tos {
-        w.u64("tos", u64::from(t));
+        w.u64(key!("tos"), u64::from(t));
     }
     if let Some(m) = r.src_mask {
-        w.u64("src_mask", u64::from(m));
+        w.u64(key!("src_mask"), u64::from(m));
     }
     if let Some(m) = r.dst_mask {
-        w.u64("dst_mask", u64::from(m));
+        w.u64(key!("dst_mask"), u64::from(m));
     }
     if let Some(n) = r.next_hop {
-        w.ip("next_hop", n);
+        w.ip(key!("next_hop"), n);
     }
     if let Some(n) = r.bgp_next_hop {
-        w.ip("bgp_next_hop", n);
+        w.ip(key!("bgp_next_hop"), n);
     }
     if let Some(v) = r.src_vlan {
-        w.u64("src_vlan", u64::from(v));
+        w.u64(key!("src_vlan"), u64::from(v));
     }
     if let Some(v) = r.dst_vlan {
-        w.u64("dst_vlan", u64::from(v));
+        w.u64(key!("dst_vlan"), u64::from(v));
     }
     if let Some(d) = r.direction {
-        w.u64("direction", u64::from(d));
+        w.u64(key!("direction"), u64::from(d));
     }
     if let Some(e) = r.flow_end_reason {
-        w.u64("end_reason", u64::from(e));
+        w.u64(key!("end_reason"), u64::from(e));
     }
     if let Some(t) = r.icmp_type {
-        w.u64("icmp_type", u64::from(t));
+        w.u64(key!("icmp_type"), u64::from(t));
     }
     if let Some(c) = r.icmp_code {
-        w.u64("icmp_code", u64::from(c));
+        w.u64(key!("icmp_code"), u64::from(c));
     }
     if !r.mpls.is_empty() {
-        w.begin_array("mpls_labels");
+        w.begin_array(key!("mpls_labels"));
         for &l in r.mpls.as_slice() {
             w.item_u64(u64::from(l));
         }
         w.end_array();
     }
     if r.reverse_bytes.is_some() || r.reverse_packets.is_some() || r.reverse_tcp_flags.is_some() {
-        w.begin_object("reverse");
+        w.begin_object(key!("reverse"));
         if let Some(b) = r.reverse_bytes {
-            w.u64("bytes", b);
+            w.u64(key!("bytes"), b);
         }
         if let Some(p) = r.reverse_packets {
-            w.u64("packets", p);
+            w.u64(key!("packets"), p);
         }
         if let Some(f) = r.reverse_tcp_flags {
-            w.u64("tcp_flags", u64::from(f));
+            w.u64(key!("tcp_flags"), u64::from(f));
         }
         w.end_object();
     }
     if let Some(tb) = r.time_basis {
-        w.str_plain("time_basis", tb.as_str());
+        w.str_plain(key!("time_basis"), tb.as_str());
     }
     if let Some(s) = r.start_uptime_ms {
-        w.u64("start_uptime_ms", s);
+        w.u64(key!("start_uptime_ms"), s);
     }
     if let Some(e) = r.end_uptime_ms {
-        w.u64("end_uptime_ms", e);
+        w.u64(key!("end_uptime_ms"), e);
     }
-    w.u64("sampling_rate", u64::from(r.sampling_rate.unwrap_or(1)));
+    w.u64(
+        key!("sampling_rate"),
+        u64::from(r.sampling_rate.unwrap_or(1)),
+    );
     w.str_plain(
-        "sampling_source",
+        key!("sampling_source"),
         r.sampling_source
             .unwrap_or(crate::record::SamplingSource::Unknown)
             .as_str(),
     );
     if let Some(s) = r.sampler_id {
-        w.u64("sampler_id", s);
+        w.u64(key!("sampler_id"), s);
     }
     if r.scaled {
-        w.bool("scaled", true);
+        w.bool(key!("scaled"), true);
     }
     w.end_object();
 
@@ -532,7 +789,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
 
 fn endpoint(
     w: &mut JsonWriter<'_>,
-    name: &str,
+    name: Key<'_>,
     ip: Option<IpAddr>,
     port: Option<u16>,
     mac: Option<[u8; 6]>,
@@ -543,17 +800,17 @@ fn endpoint(
     }
     w.begin_object(name);
     if let Some(ip) = ip {
-        w.ip("ip", ip);
+        w.ip(key!("ip"), ip);
     }
     if let Some(p) = port {
-        w.u64("port", u64::from(p));
+        w.u64(key!("port"), u64::from(p));
     }
     if let Some(m) = mac {
-        w.mac("mac", &m);
+        w.mac(key!("mac"), &m);
     }
     if let Some(a) = asn {
-        w.begin_object("as");
-        w.u64("number", u64::from(a));
+        w.begin_object(key!("as"));
+        w.u64(key!("number"), u64::from(a));
         w.end_object();
     }
     w.end_object();
@@ -615,6 +872,172 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&b).unwrap(),
             r#"{"a":1,"o":{"x":2,"l":[1,2]},"z":false}"#
+        );
+    }
+
+    fn ip_text(ip: IpAddr) -> String {
+        let mut b = Vec::new();
+        write_ip(&mut b, ip);
+        String::from_utf8(b).unwrap()
+    }
+
+    #[test]
+    fn ip_formatting_matches_std() {
+        let cases = [
+            "::",
+            "::1",
+            "1::",
+            "::ffff:1.2.3.4",
+            "::ffff:0.0.0.0",
+            "::ffff:255.255.255.255",
+            "::1.2.3.4",
+            "::ffff:0:1.2.3.4",
+            "64:ff9b::192.0.2.33",
+            "2001:db8::1",
+            "2001:db8:0:0:1:0:0:1",
+            "2001:0:0:1:0:0:0:1",
+            "2001:db8:0:1:1:1:1:1",
+            "1:0:0:0:0:0:0:0",
+            "0:0:0:0:0:0:0:1",
+            "1:0:1:0:1:0:1:0",
+            "0:1:0:1:0:1:0:1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "fe80::1:2:3:4",
+            "0:0:1::",
+            "1:2:3:4:5:6:7:8",
+            "abcd:ef01:2345:6789:abcd:ef01:2345:6789",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.168.100.7",
+            "1.20.199.255",
+        ];
+        for c in cases {
+            let ip: IpAddr = c.parse().unwrap();
+            assert_eq!(ip_text(ip), format!("\"{ip}\""), "{c}");
+        }
+        for i in 0..=255u8 {
+            let ip = IpAddr::from([i, 255 - i, i / 3, i.wrapping_mul(7)]);
+            assert_eq!(ip_text(ip), format!("\"{ip}\""));
+        }
+    }
+
+    /// IPv6 groups drawn mostly from 0 and a few small / large values, so zero runs of every
+    /// length and position, IPv4-mapped and IPv4-compatible forms all come up.
+    fn group() -> impl proptest::strategy::Strategy<Value = u16> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => Just(0u16),
+            1 => Just(0xffffu16),
+            1 => Just(1u16),
+            2 => 0u16..0x10,
+            2 => any::<u16>(),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ipv6_formatting_matches_std(g in proptest::array::uniform8(group())) {
+            let ip = IpAddr::V6(Ipv6Addr::from(g));
+            proptest::prop_assert_eq!(ip_text(ip), format!("\"{ip}\""));
+        }
+
+        #[test]
+        fn ipv6_any_bits_matches_std(bits in proptest::prelude::any::<u128>()) {
+            let ip = IpAddr::V6(Ipv6Addr::from(bits));
+            proptest::prop_assert_eq!(ip_text(ip), format!("\"{ip}\""));
+        }
+
+        #[test]
+        fn ipv4_mapped_matches_std(v4 in proptest::prelude::any::<[u8; 4]>(), g5 in group()) {
+            let [a, b, c, d] = v4;
+            let ip = IpAddr::V6(Ipv6Addr::new(
+                0, 0, 0, 0, 0, g5,
+                u16::from_be_bytes([a, b]),
+                u16::from_be_bytes([c, d]),
+            ));
+            proptest::prop_assert_eq!(ip_text(ip), format!("\"{ip}\""));
+            let ip4 = IpAddr::from(v4);
+            proptest::prop_assert_eq!(ip_text(ip4), format!("\"{ip4}\""));
+        }
+
+        #[test]
+        fn mac_and_hex(m in proptest::prelude::any::<[u8; 6]>(),
+                       v in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..100)) {
+            let mut b = Vec::new();
+            write_mac(&mut b, &m);
+            let want = format!(
+                "\"{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}\"",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            );
+            proptest::prop_assert_eq!(String::from_utf8(b).unwrap(), want);
+            let mut b = Vec::new();
+            let mut w = JsonWriter::new(&mut b);
+            w.begin();
+            w.hex("h", &v);
+            w.end_object();
+            let hex: String = v.iter().map(|x| format!("{x:02x}")).collect();
+            proptest::prop_assert_eq!(String::from_utf8(b).unwrap(), format!("{{\"h\":\"{hex}\"}}"));
+        }
+
+        #[test]
+        fn strings_escape_like_serde(v in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let mut b = Vec::new();
+            write_escaped(&mut b, &v);
+            let back: String = serde_json::from_slice(&b).unwrap();
+            proptest::prop_assert_eq!(back, String::from_utf8_lossy(&v).into_owned());
+        }
+
+        #[test]
+        fn time_cache_gives_the_same_text(a in 0u64..u64::MAX, b in 0u64..u64::MAX, c in 0u64..u64::MAX) {
+            let mut cached = Vec::new();
+            let mut w = JsonWriter::new(&mut cached);
+            let mut plain = Vec::new();
+            for ns in [a, b, a, c, b, c, a, a] {
+                w.time_ns("t", ns);
+                write_rfc3339(&mut plain, ns);
+            }
+            proptest::prop_assert_eq!(cached.len() > plain.len(), true);
+            let text = String::from_utf8(cached).unwrap().replace(",\"t\":", "").replace("\"t\":", "");
+            proptest::prop_assert_eq!(text, String::from_utf8(plain).unwrap());
+        }
+    }
+
+    #[test]
+    fn keys_and_fragments_write_the_same() {
+        let mut a = Vec::new();
+        let mut w = JsonWriter::new(&mut a);
+        w.begin();
+        w.u64(key!("a"), 1);
+        w.begin_object(key!("o"));
+        w.u64(key!("x"), 2);
+        w.begin_array(key!("l"));
+        w.item_u64(1);
+        w.end_array();
+        w.end_object();
+        w.begin_object_with(key!("p"), r#""k":"v""#);
+        w.bool(key!("z"), false);
+        w.end_object();
+        w.end_object();
+        let mut b = Vec::new();
+        let mut w = JsonWriter::new(&mut b);
+        w.begin();
+        w.u64("a", 1);
+        w.begin_object("o");
+        w.u64("x", 2);
+        w.begin_array("l");
+        w.item_u64(1);
+        w.end_array();
+        w.end_object();
+        w.begin_object("p");
+        w.str_plain("k", "v");
+        w.bool("z", false);
+        w.end_object();
+        w.end_object();
+        assert_eq!(a, b);
+        assert_eq!(
+            std::str::from_utf8(&a).unwrap(),
+            r#"{"a":1,"o":{"x":2,"l":[1]},"p":{"k":"v","z":false}}"#
         );
     }
 }

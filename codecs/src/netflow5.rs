@@ -246,20 +246,50 @@ pub fn decode<'a>(
 /// The v5 record's own fields under `netflow.*`, with the names Elastic's integration uses.
 pub(crate) fn write_raw_json(rec: &[u8], w: &mut JsonWriter<'_>) {
     let r = Record { buf: rec };
-    w.begin_object("netflow");
-    w.u64("packet_delta_count", u64::from(r.packets()));
-    w.u64("octet_delta_count", u64::from(r.octets()));
-    w.u64("flow_start_sys_up_time", u64::from(r.first_ms()));
-    w.u64("flow_end_sys_up_time", u64::from(r.last_ms()));
-    w.ip("ip_next_hop_ipv4_address", IpAddr::V4(r.next_hop()));
-    w.u64("ingress_interface", u64::from(r.input()));
-    w.u64("egress_interface", u64::from(r.output()));
-    w.u64("tcp_control_bits", u64::from(r.tcp_flags()));
-    w.u64("ip_class_of_service", u64::from(r.tos()));
-    w.u64("bgp_source_as_number", u64::from(r.src_as()));
-    w.u64("bgp_destination_as_number", u64::from(r.dst_as()));
-    w.u64("source_ipv4_prefix_length", u64::from(r.src_mask()));
-    w.u64("destination_ipv4_prefix_length", u64::from(r.dst_mask()));
+    w.begin_object(crate::json::key!("netflow"));
+    w.u64(
+        crate::json::key!("packet_delta_count"),
+        u64::from(r.packets()),
+    );
+    w.u64(
+        crate::json::key!("octet_delta_count"),
+        u64::from(r.octets()),
+    );
+    w.u64(
+        crate::json::key!("flow_start_sys_up_time"),
+        u64::from(r.first_ms()),
+    );
+    w.u64(
+        crate::json::key!("flow_end_sys_up_time"),
+        u64::from(r.last_ms()),
+    );
+    w.ip(
+        crate::json::key!("ip_next_hop_ipv4_address"),
+        IpAddr::V4(r.next_hop()),
+    );
+    w.u64(crate::json::key!("ingress_interface"), u64::from(r.input()));
+    w.u64(crate::json::key!("egress_interface"), u64::from(r.output()));
+    w.u64(
+        crate::json::key!("tcp_control_bits"),
+        u64::from(r.tcp_flags()),
+    );
+    w.u64(crate::json::key!("ip_class_of_service"), u64::from(r.tos()));
+    w.u64(
+        crate::json::key!("bgp_source_as_number"),
+        u64::from(r.src_as()),
+    );
+    w.u64(
+        crate::json::key!("bgp_destination_as_number"),
+        u64::from(r.dst_as()),
+    );
+    w.u64(
+        crate::json::key!("source_ipv4_prefix_length"),
+        u64::from(r.src_mask()),
+    );
+    w.u64(
+        crate::json::key!("destination_ipv4_prefix_length"),
+        u64::from(r.dst_mask()),
+    );
     w.end_object();
 }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{be16, be32, be_uint, DecodeError};
 use crate::ie::{self, IeType, REVERSE_PEN};
-use crate::json::JsonWriter;
+use crate::json::{JsonWriter, Key};
 use crate::record::{FlowProtocol, FlowRecord};
 
 /// Field length meaning "variable length" (RFC 7011 section 7).
@@ -172,6 +172,59 @@ pub struct FieldSpec {
     pub name: Cow<'static, str>,
     /// Part of the options scope.
     pub scope: bool,
+    /// `,"name":`: the key as the JSON writer copies it.
+    pub(crate) key: Box<str>,
+    /// How the value is written under `netflow.*`.
+    pub(crate) json: JsonKind,
+}
+
+/// How a field's value is written in JSON, decided from its type and length when the
+/// template is compiled (variable-length fields: when the record is written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JsonKind {
+    /// paddingOctets: not written
+    Skip,
+    Unsigned,
+    Signed,
+    Bool,
+    Float32,
+    Float64,
+    Ipv4,
+    Ipv6,
+    Mac,
+    Str,
+    DateSeconds,
+    DateMillis,
+    DateNtp,
+    Hex,
+    /// variable length: by type and the length of each value
+    Dynamic,
+}
+
+fn json_kind(id: u16, enterprise: u32, len: u16, ty: IeType) -> JsonKind {
+    use IeType::*;
+    if id == 210 && enterprise == 0 {
+        return JsonKind::Skip; // paddingOctets
+    }
+    if len == VARLEN {
+        return JsonKind::Dynamic;
+    }
+    let len = usize::from(len);
+    match ty {
+        Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if len <= 8 => JsonKind::Unsigned,
+        Signed8 | Signed16 | Signed32 | Signed64 if len != 0 && len <= 8 => JsonKind::Signed,
+        Boolean if len == 1 => JsonKind::Bool,
+        Float32 if len == 4 => JsonKind::Float32,
+        Float64 if len == 8 => JsonKind::Float64,
+        Ipv4Address if len == 4 => JsonKind::Ipv4,
+        Ipv6Address if len == 16 => JsonKind::Ipv6,
+        MacAddress if len == 6 => JsonKind::Mac,
+        String => JsonKind::Str,
+        DateTimeSeconds if len == 4 => JsonKind::DateSeconds,
+        DateTimeMilliseconds if len == 8 => JsonKind::DateMillis,
+        DateTimeMicroseconds | DateTimeNanoseconds if len == 8 => JsonKind::DateNtp,
+        _ => JsonKind::Hex,
+    }
 }
 
 /// A compiled template or options template.
@@ -189,6 +242,8 @@ pub struct Template {
     pub min_len: usize,
     /// The raw template record as received (for persistence and change detection).
     pub wire: Vec<u8>,
+    /// Decode plan of a fixed-length template.
+    pub(crate) plan: Option<Plan>,
 }
 
 /// A field as it appears on the wire, before compilation.
@@ -303,6 +358,8 @@ impl Template {
                 len: f.len,
                 ty,
                 setter: setter_for(version, f.enterprise, f.id, f.scope),
+                key: Key::fragment_for(&name),
+                json: json_kind(f.id, f.enterprise, f.len, ty),
                 name,
                 scope: f.scope,
             });
@@ -310,6 +367,11 @@ impl Template {
         if min_len == 0 {
             return Err(DecodeError::invalid("template record length", 0, 0));
         }
+        let plan = if fixed && !is_options {
+            Plan::build(&specs, len)
+        } else {
+            None
+        };
         Ok(Template {
             id,
             version,
@@ -319,6 +381,7 @@ impl Template {
             fixed_len: fixed.then_some(len),
             min_len,
             wire: wire.to_vec(),
+            plan,
         })
     }
 
@@ -358,12 +421,9 @@ impl Template {
     /// Write the record's elements as the `"netflow":{...}` object.
     pub(crate) fn write_raw_json(&self, data: &[u8], proto: FlowProtocol, w: &mut JsonWriter<'_>) {
         let _ = proto;
-        w.begin_object("netflow");
+        w.begin_object(crate::json::key!("netflow"));
         self.for_each_field(data, |spec, v| {
-            if spec.id == 210 && spec.enterprise == 0 {
-                return; // paddingOctets
-            }
-            write_value(w, &spec.name, spec.ty, v);
+            write_field(w, Key::from_fragment(&spec.key), spec.json, spec.ty, v)
         });
         w.end_object();
     }
@@ -443,7 +503,23 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-fn write_value(w: &mut JsonWriter<'_>, key: &str, ty: IeType, v: &[u8]) {
+/// Write one value as its compiled [`JsonKind`] says (`v` has the field's length).
+#[inline]
+fn write_field(w: &mut JsonWriter<'_>, key: Key<'_>, kind: JsonKind, ty: IeType, v: &[u8]) {
+    match kind {
+        JsonKind::Skip => {}
+        JsonKind::Unsigned => w.u64(key, be_uint(v)),
+        JsonKind::Ipv4 => match <[u8; 4]>::try_from(v) {
+            Ok(a) => w.ipv4(key, a),
+            Err(_) => write_value(w, key, ty, v),
+        },
+        JsonKind::DateMillis => w.time_ns(key, be_uint(v).saturating_mul(1_000_000)),
+        // the others are rare enough for the general path
+        _ => write_value(w, key, ty, v),
+    }
+}
+
+fn write_value(w: &mut JsonWriter<'_>, key: Key<'_>, ty: IeType, v: &[u8]) {
     use IeType::*;
     match ty {
         Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if v.len() <= 8 => w.u64(key, be_uint(v)),
@@ -454,7 +530,7 @@ fn write_value(w: &mut JsonWriter<'_>, key: &str, ty: IeType, v: &[u8]) {
         Boolean if v.len() == 1 => w.bool(key, v[0] == 1),
         Float32 if v.len() == 4 => w.f64(key, f64::from(f32::from_bits(be32(v, 0).unwrap_or(0)))),
         Float64 if v.len() == 8 => w.f64(key, f64::from_bits(be_uint(v))),
-        Ipv4Address if v.len() == 4 => w.ip(key, IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
+        Ipv4Address if v.len() == 4 => w.ipv4(key, [v[0], v[1], v[2], v[3]]),
         Ipv6Address if v.len() == 16 => {
             let mut a = [0u8; 16];
             a.copy_from_slice(v);
@@ -603,109 +679,488 @@ fn mac_of(v: &[u8]) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
+/// What the fields of one record set besides `rec`: times, sampling values, fallback counts.
+#[derive(Default)]
+struct Fill {
+    t: RecordTimes,
+    o: OptionValues,
+    total_bytes: Option<u64>,
+    total_packets: Option<u64>,
+    init_bytes: Option<u64>,
+    init_packets: Option<u64>,
+}
+
+/// Apply one field's value (the general path: any setter, any length).
+#[inline]
+fn apply_field(setter: Setter, v: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill) {
+    use Setter::*;
+    if setter == None {
+        return;
+    }
+    let n = || {
+        if v.len() <= 8 {
+            Some(be_uint(v))
+        } else {
+            Option::None
+        }
+    };
+    let (t, o) = (&mut st.t, &mut st.o);
+    match setter {
+        None => {}
+        Bytes => first(&mut rec.bytes, n()),
+        Packets => first(&mut rec.packets, n()),
+        BytesTotal => st.total_bytes = n(),
+        PacketsTotal => st.total_packets = n(),
+        InitiatorBytes => st.init_bytes = n(),
+        InitiatorPackets => st.init_packets = n(),
+        ResponderBytes | ReverseBytes => first(&mut rec.reverse_bytes, n()),
+        ResponderPackets | ReversePackets => first(&mut rec.reverse_packets, n()),
+        ReverseTcpFlags => first(&mut rec.reverse_tcp_flags, n().map(|x| x as u16)),
+        SrcAddr => pick_addr(&mut rec.src_addr, ip_of(v)),
+        DstAddr => pick_addr(&mut rec.dst_addr, ip_of(v)),
+        SrcPort => first(&mut rec.src_port, n().map(|x| x as u16)),
+        DstPort => first(&mut rec.dst_port, n().map(|x| x as u16)),
+        Protocol => first(&mut rec.ip_protocol, n().map(|x| x as u8)),
+        Tos => first(&mut rec.tos, n().map(|x| x as u8)),
+        TcpFlags => first(&mut rec.tcp_flags, n().map(|x| x as u16)),
+        InIf => first(&mut rec.in_if, n().map(|x| x as u32)),
+        OutIf => first(&mut rec.out_if, n().map(|x| x as u32)),
+        SrcAs => first(&mut rec.src_as, n().map(|x| x as u32)),
+        DstAs => first(&mut rec.dst_as, n().map(|x| x as u32)),
+        SrcMask => first(&mut rec.src_mask, n().map(|x| x as u8)),
+        DstMask => first(&mut rec.dst_mask, n().map(|x| x as u8)),
+        NextHop => pick_addr(&mut rec.next_hop, ip_of(v)),
+        BgpNextHop => pick_addr(&mut rec.bgp_next_hop, ip_of(v)),
+        SrcMac => first(&mut rec.src_mac, mac_of(v)),
+        DstMac => first(&mut rec.dst_mac, mac_of(v)),
+        Vlan => first(&mut rec.vlan, n().map(|x| x as u16)),
+        Dot1qVlan => first(&mut rec.vlan, n().map(|x| x as u16)),
+        IpVersion => first(&mut rec.ip_version, n().map(|x| x as u8)),
+        Direction => first(&mut rec.direction, n().map(|x| x as u8)),
+        EndReason => first(&mut rec.flow_end_reason, n().map(|x| x as u8)),
+        IcmpTypeCode => {
+            if let Some(x) = n() {
+                first(&mut rec.icmp_type, Some((x >> 8) as u8));
+                first(&mut rec.icmp_code, Some(x as u8));
+            }
+        }
+        IcmpType => first(&mut rec.icmp_type, n().map(|x| x as u8)),
+        IcmpCode => first(&mut rec.icmp_code, n().map(|x| x as u8)),
+        MplsLabel => {
+            if v.len() >= 3 {
+                rec.mpls.push(
+                    (u32::from(v[0]) << 12) | (u32::from(v[1]) << 4) | (u32::from(v[2]) >> 4),
+                );
+            }
+        }
+        StartUptime => t.start_uptime_ms = n(),
+        EndUptime => t.end_uptime_ms = n(),
+        StartSeconds => t.start_abs_ns = n().map(|x| x.saturating_mul(1_000_000_000)),
+        EndSeconds => t.end_abs_ns = n().map(|x| x.saturating_mul(1_000_000_000)),
+        StartMillis => t.start_abs_ns = n().map(|x| x.saturating_mul(1_000_000)),
+        EndMillis => t.end_abs_ns = n().map(|x| x.saturating_mul(1_000_000)),
+        StartMicros | StartNanos => t.start_abs_ns = n().and_then(ntp_to_ns),
+        EndMicros | EndNanos => t.end_abs_ns = n().and_then(ntp_to_ns),
+        StartDeltaMicros => t.start_delta_us = n(),
+        EndDeltaMicros => t.end_delta_us = n(),
+        SamplingInterval => o.sampling_interval = n(),
+        SamplingAlgorithm => o.sampling_algorithm = n(),
+        SamplerId => o.sampler_id = n(),
+        SamplerRandomInterval => o.sampler_random_interval = n(),
+        SelectorAlgorithm => o.selector_algorithm = n(),
+        SamplingPacketInterval => o.packet_interval = n(),
+        SamplingPacketSpace => o.packet_space = n(),
+        SamplingSize => o.sampling_size = n(),
+        SamplingPopulation => o.sampling_population = n(),
+        SystemInitTime => o.system_init_ms = n(),
+    }
+}
+
 /// Fill `rec` from one data record; returns the times and the record's own sampling values.
+///
+/// Fixed-length templates go through their compiled [`Plan`]: the offset of every field the
+/// record reads is known, so a record is a fixed sequence of loads (a conditional per slot,
+/// taken the same way for every record of the template) instead of a dispatch per field.
+/// Other templates (variable-length fields) are read field by field.
 #[inline]
 pub fn fill_record(
     tpl: &Template,
     data: &[u8],
     rec: &mut FlowRecord<'_>,
 ) -> (RecordTimes, OptionValues) {
-    let mut t = RecordTimes::default();
-    let mut o = OptionValues::default();
-    let mut total_bytes = None;
-    let mut total_packets = None;
-    let mut init_bytes = None;
-    let mut init_packets = None;
-    tpl.for_each_field(data, |spec, v| {
-        use Setter::*;
-        if spec.setter == None {
-            return;
-        }
-        let n = || {
-            if v.len() <= 8 {
-                Some(be_uint(v))
-            } else {
-                Option::None
-            }
-        };
-        match spec.setter {
-            None => {}
-            Bytes => first(&mut rec.bytes, n()),
-            Packets => first(&mut rec.packets, n()),
-            BytesTotal => total_bytes = n(),
-            PacketsTotal => total_packets = n(),
-            InitiatorBytes => init_bytes = n(),
-            InitiatorPackets => init_packets = n(),
-            ResponderBytes | ReverseBytes => first(&mut rec.reverse_bytes, n()),
-            ResponderPackets | ReversePackets => first(&mut rec.reverse_packets, n()),
-            ReverseTcpFlags => first(&mut rec.reverse_tcp_flags, n().map(|x| x as u16)),
-            SrcAddr => pick_addr(&mut rec.src_addr, ip_of(v)),
-            DstAddr => pick_addr(&mut rec.dst_addr, ip_of(v)),
-            SrcPort => first(&mut rec.src_port, n().map(|x| x as u16)),
-            DstPort => first(&mut rec.dst_port, n().map(|x| x as u16)),
-            Protocol => first(&mut rec.ip_protocol, n().map(|x| x as u8)),
-            Tos => first(&mut rec.tos, n().map(|x| x as u8)),
-            TcpFlags => first(&mut rec.tcp_flags, n().map(|x| x as u16)),
-            InIf => first(&mut rec.in_if, n().map(|x| x as u32)),
-            OutIf => first(&mut rec.out_if, n().map(|x| x as u32)),
-            SrcAs => first(&mut rec.src_as, n().map(|x| x as u32)),
-            DstAs => first(&mut rec.dst_as, n().map(|x| x as u32)),
-            SrcMask => first(&mut rec.src_mask, n().map(|x| x as u8)),
-            DstMask => first(&mut rec.dst_mask, n().map(|x| x as u8)),
-            NextHop => pick_addr(&mut rec.next_hop, ip_of(v)),
-            BgpNextHop => pick_addr(&mut rec.bgp_next_hop, ip_of(v)),
-            SrcMac => first(&mut rec.src_mac, mac_of(v)),
-            DstMac => first(&mut rec.dst_mac, mac_of(v)),
-            Vlan => first(&mut rec.vlan, n().map(|x| x as u16)),
-            Dot1qVlan => first(&mut rec.vlan, n().map(|x| x as u16)),
-            IpVersion => first(&mut rec.ip_version, n().map(|x| x as u8)),
-            Direction => first(&mut rec.direction, n().map(|x| x as u8)),
-            EndReason => first(&mut rec.flow_end_reason, n().map(|x| x as u8)),
-            IcmpTypeCode => {
-                if let Some(x) = n() {
-                    first(&mut rec.icmp_type, Some((x >> 8) as u8));
-                    first(&mut rec.icmp_code, Some(x as u8));
-                }
-            }
-            IcmpType => first(&mut rec.icmp_type, n().map(|x| x as u8)),
-            IcmpCode => first(&mut rec.icmp_code, n().map(|x| x as u8)),
-            MplsLabel => {
-                if v.len() >= 3 {
-                    rec.mpls.push(
-                        (u32::from(v[0]) << 12) | (u32::from(v[1]) << 4) | (u32::from(v[2]) >> 4),
-                    );
-                }
-            }
-            StartUptime => t.start_uptime_ms = n(),
-            EndUptime => t.end_uptime_ms = n(),
-            StartSeconds => t.start_abs_ns = n().map(|x| x.saturating_mul(1_000_000_000)),
-            EndSeconds => t.end_abs_ns = n().map(|x| x.saturating_mul(1_000_000_000)),
-            StartMillis => t.start_abs_ns = n().map(|x| x.saturating_mul(1_000_000)),
-            EndMillis => t.end_abs_ns = n().map(|x| x.saturating_mul(1_000_000)),
-            StartMicros | StartNanos => t.start_abs_ns = n().and_then(ntp_to_ns),
-            EndMicros | EndNanos => t.end_abs_ns = n().and_then(ntp_to_ns),
-            StartDeltaMicros => t.start_delta_us = n(),
-            EndDeltaMicros => t.end_delta_us = n(),
-            SamplingInterval => o.sampling_interval = n(),
-            SamplingAlgorithm => o.sampling_algorithm = n(),
-            SamplerId => o.sampler_id = n(),
-            SamplerRandomInterval => o.sampler_random_interval = n(),
-            SelectorAlgorithm => o.selector_algorithm = n(),
-            SamplingPacketInterval => o.packet_interval = n(),
-            SamplingPacketSpace => o.packet_space = n(),
-            SamplingSize => o.sampling_size = n(),
-            SamplingPopulation => o.sampling_population = n(),
-            SystemInitTime => o.system_init_ms = n(),
-        }
-    });
+    let mut st = Fill::default();
+    match &tpl.plan {
+        Some(p) if data.len() >= usize::from(p.len) => p.fill(data, rec, &mut st),
+        _ => tpl.for_each_field(data, |spec, v| apply_field(spec.setter, v, rec, &mut st)),
+    }
     // delta count, else total count (IE 85/86), else NSEL initiator count
     if rec.bytes.is_none() {
-        rec.bytes = total_bytes.or(init_bytes);
+        rec.bytes = st.total_bytes.or(st.init_bytes);
     }
     if rec.packets.is_none() {
-        rec.packets = total_packets.or(init_packets);
+        rec.packets = st.total_packets.or(st.init_packets);
     }
-    (t, o)
+    (st.t, st.o)
+}
+
+/// Where a field of a fixed-length template sits in every record. `len` 0: not in the
+/// template.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Slot {
+    off: u16,
+    len: u8,
+}
+
+impl Slot {
+    /// The unsigned value (1 to 8 bytes) when the slot is present.
+    #[inline(always)]
+    fn uint(self, d: &[u8]) -> Option<u64> {
+        let o = usize::from(self.off);
+        match self.len {
+            0 => None,
+            1 => d.get(o).map(|&b| u64::from(b)),
+            2 => d
+                .get(o..o + 2)
+                .map(|b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
+            4 => d
+                .get(o..o + 4)
+                .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+            8 => d
+                .get(o..o + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes),
+            n => d.get(o..o + usize::from(n)).map(be_uint),
+        }
+    }
+
+    /// The address (4 or 16 bytes) when the slot is present.
+    #[inline(always)]
+    fn ip(self, d: &[u8]) -> Option<IpAddr> {
+        let o = usize::from(self.off);
+        match self.len {
+            4 => d
+                .get(o..o + 4)
+                .map(|b| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+            16 => d
+                .get(o..o + 16)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+            _ => None,
+        }
+    }
+
+    /// The MAC address (6 bytes) when the slot is present.
+    #[inline(always)]
+    fn mac(self, d: &[u8]) -> Option<[u8; 6]> {
+        let o = usize::from(self.off);
+        match self.len {
+            6 => d.get(o..o + 6).and_then(|b| b.try_into().ok()),
+            _ => None,
+        }
+    }
+}
+
+/// Unit of an absolute start / end time element.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum TimeUnit {
+    #[default]
+    Seconds,
+    Millis,
+    /// NTP 64-bit timestamp (micro- and nanosecond elements)
+    Ntp,
+}
+
+impl TimeUnit {
+    #[inline(always)]
+    fn to_ns(self, v: Option<u64>) -> Option<u64> {
+        match self {
+            TimeUnit::Seconds => v.map(|x| x.saturating_mul(1_000_000_000)),
+            TimeUnit::Millis => v.map(|x| x.saturating_mul(1_000_000)),
+            TimeUnit::Ntp => v.and_then(ntp_to_ns),
+        }
+    }
+}
+
+/// The decode plan of a fixed-length template, made when it is compiled: for each value the
+/// record can set, the offset and length of the one field that sets it. Fields that cannot be
+/// read this way (a value set by more than one field, where the order of the fields decides,
+/// an unusual length, MPLS label stacks, sampling elements) are kept in `rest`, in template
+/// order, and go through the general per-field path.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Plan {
+    /// record length
+    len: u16,
+    bytes: Slot,
+    packets: Slot,
+    bytes_total: Slot,
+    packets_total: Slot,
+    init_bytes: Slot,
+    init_packets: Slot,
+    reverse_bytes: Slot,
+    reverse_packets: Slot,
+    reverse_tcp_flags: Slot,
+    src_addr: Slot,
+    dst_addr: Slot,
+    src_port: Slot,
+    dst_port: Slot,
+    protocol: Slot,
+    tos: Slot,
+    tcp_flags: Slot,
+    in_if: Slot,
+    out_if: Slot,
+    src_as: Slot,
+    dst_as: Slot,
+    src_mask: Slot,
+    dst_mask: Slot,
+    next_hop: Slot,
+    bgp_next_hop: Slot,
+    src_mac: Slot,
+    dst_mac: Slot,
+    vlan: Slot,
+    ip_version: Slot,
+    direction: Slot,
+    end_reason: Slot,
+    icmp_type_code: Slot,
+    icmp_type: Slot,
+    icmp_code: Slot,
+    start_uptime: Slot,
+    end_uptime: Slot,
+    start_abs: Slot,
+    start_unit: TimeUnit,
+    end_abs: Slot,
+    end_unit: TimeUnit,
+    start_delta: Slot,
+    end_delta: Slot,
+    /// (offset, length, setter) of the fields read the general way, in template order
+    rest: Vec<(u16, u16, Setter)>,
+}
+
+/// The value a setter writes: setters of one group write the same value, so when a template
+/// has several fields of one group their order matters and they stay on the general path.
+fn setter_group(s: Setter) -> Option<u8> {
+    use Setter::*;
+    Some(match s {
+        Bytes => 0,
+        Packets => 1,
+        BytesTotal => 2,
+        PacketsTotal => 3,
+        InitiatorBytes => 4,
+        InitiatorPackets => 5,
+        ResponderBytes | ReverseBytes => 6,
+        ResponderPackets | ReversePackets => 7,
+        ReverseTcpFlags => 8,
+        SrcAddr => 9,
+        DstAddr => 10,
+        SrcPort => 11,
+        DstPort => 12,
+        Protocol => 13,
+        Tos => 14,
+        TcpFlags => 15,
+        InIf => 16,
+        OutIf => 17,
+        SrcAs => 18,
+        DstAs => 19,
+        SrcMask => 20,
+        DstMask => 21,
+        NextHop => 22,
+        BgpNextHop => 23,
+        SrcMac => 24,
+        DstMac => 25,
+        Vlan | Dot1qVlan => 26,
+        IpVersion => 27,
+        Direction => 28,
+        EndReason => 29,
+        // icmp type + code, icmp type, icmp code: type+code shares a value with either
+        IcmpTypeCode | IcmpType | IcmpCode => 30,
+        StartUptime => 31,
+        EndUptime => 32,
+        StartSeconds | StartMillis | StartMicros | StartNanos => 33,
+        EndSeconds | EndMillis | EndMicros | EndNanos => 34,
+        StartDeltaMicros => 35,
+        EndDeltaMicros => 36,
+        _ => return Option::None,
+    })
+}
+
+const GROUPS: usize = 37;
+
+impl Plan {
+    /// The plan of a template whose fields all have a fixed length (offsets below 64 KiB).
+    fn build(fields: &[FieldSpec], len: usize) -> Option<Plan> {
+        use Setter::*;
+        let len = u16::try_from(len).ok()?;
+        let mut count = [0u16; GROUPS];
+        let (mut icmp_tc, mut icmp_t, mut icmp_c) = (0, 0, 0);
+        for f in fields {
+            if let Some(g) = setter_group(f.setter) {
+                count[usize::from(g)] = count[usize::from(g)].saturating_add(1);
+            }
+            match f.setter {
+                IcmpTypeCode => icmp_tc += 1,
+                IcmpType => icmp_t += 1,
+                IcmpCode => icmp_c += 1,
+                _ => {}
+            }
+        }
+        let mut p = Plan {
+            len,
+            ..Plan::default()
+        };
+        let mut off = 0u16;
+        for f in fields {
+            let flen = f.len;
+            let slot = Slot {
+                off,
+                len: u8::try_from(flen).unwrap_or(0),
+            };
+            off = off.checked_add(flen)?;
+            if f.setter == None {
+                continue;
+            }
+            // alone in its group (icmp type and code are separate values unless the combined
+            // element is there too)
+            let alone = match f.setter {
+                IcmpTypeCode => icmp_tc == 1 && icmp_t == 0 && icmp_c == 0,
+                IcmpType => icmp_t == 1 && icmp_tc == 0,
+                IcmpCode => icmp_c == 1 && icmp_tc == 0,
+                s => setter_group(s).is_some_and(|g| count[usize::from(g)] == 1),
+            };
+            let num = (1..=8).contains(&flen);
+            let direct = alone
+                && match f.setter {
+                    SrcAddr | DstAddr | NextHop | BgpNextHop => flen == 4 || flen == 16,
+                    SrcMac | DstMac => flen == 6,
+                    _ => num,
+                };
+            let target = if direct {
+                match f.setter {
+                    Bytes => Some(&mut p.bytes),
+                    Packets => Some(&mut p.packets),
+                    BytesTotal => Some(&mut p.bytes_total),
+                    PacketsTotal => Some(&mut p.packets_total),
+                    InitiatorBytes => Some(&mut p.init_bytes),
+                    InitiatorPackets => Some(&mut p.init_packets),
+                    ResponderBytes | ReverseBytes => Some(&mut p.reverse_bytes),
+                    ResponderPackets | ReversePackets => Some(&mut p.reverse_packets),
+                    ReverseTcpFlags => Some(&mut p.reverse_tcp_flags),
+                    SrcAddr => Some(&mut p.src_addr),
+                    DstAddr => Some(&mut p.dst_addr),
+                    SrcPort => Some(&mut p.src_port),
+                    DstPort => Some(&mut p.dst_port),
+                    Protocol => Some(&mut p.protocol),
+                    Tos => Some(&mut p.tos),
+                    TcpFlags => Some(&mut p.tcp_flags),
+                    InIf => Some(&mut p.in_if),
+                    OutIf => Some(&mut p.out_if),
+                    SrcAs => Some(&mut p.src_as),
+                    DstAs => Some(&mut p.dst_as),
+                    SrcMask => Some(&mut p.src_mask),
+                    DstMask => Some(&mut p.dst_mask),
+                    NextHop => Some(&mut p.next_hop),
+                    BgpNextHop => Some(&mut p.bgp_next_hop),
+                    SrcMac => Some(&mut p.src_mac),
+                    DstMac => Some(&mut p.dst_mac),
+                    Vlan | Dot1qVlan => Some(&mut p.vlan),
+                    IpVersion => Some(&mut p.ip_version),
+                    Direction => Some(&mut p.direction),
+                    EndReason => Some(&mut p.end_reason),
+                    IcmpTypeCode => Some(&mut p.icmp_type_code),
+                    IcmpType => Some(&mut p.icmp_type),
+                    IcmpCode => Some(&mut p.icmp_code),
+                    StartUptime => Some(&mut p.start_uptime),
+                    EndUptime => Some(&mut p.end_uptime),
+                    StartSeconds | StartMillis | StartMicros | StartNanos => {
+                        p.start_unit = match f.setter {
+                            StartSeconds => TimeUnit::Seconds,
+                            StartMillis => TimeUnit::Millis,
+                            _ => TimeUnit::Ntp,
+                        };
+                        Some(&mut p.start_abs)
+                    }
+                    EndSeconds | EndMillis | EndMicros | EndNanos => {
+                        p.end_unit = match f.setter {
+                            EndSeconds => TimeUnit::Seconds,
+                            EndMillis => TimeUnit::Millis,
+                            _ => TimeUnit::Ntp,
+                        };
+                        Some(&mut p.end_abs)
+                    }
+                    StartDeltaMicros => Some(&mut p.start_delta),
+                    EndDeltaMicros => Some(&mut p.end_delta),
+                    _ => Option::None,
+                }
+            } else {
+                Option::None
+            };
+            match target {
+                Some(t) => *t = slot,
+                Option::None => p.rest.push((slot.off, flen, f.setter)),
+            }
+        }
+        Some(p)
+    }
+
+    /// Read one record (`d.len() >= self.len`).
+    #[inline]
+    fn fill(&self, d: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill) {
+        first(&mut rec.bytes, self.bytes.uint(d));
+        first(&mut rec.packets, self.packets.uint(d));
+        st.total_bytes = self.bytes_total.uint(d);
+        st.total_packets = self.packets_total.uint(d);
+        st.init_bytes = self.init_bytes.uint(d);
+        st.init_packets = self.init_packets.uint(d);
+        first(&mut rec.reverse_bytes, self.reverse_bytes.uint(d));
+        first(&mut rec.reverse_packets, self.reverse_packets.uint(d));
+        first(
+            &mut rec.reverse_tcp_flags,
+            self.reverse_tcp_flags.uint(d).map(|x| x as u16),
+        );
+        pick_addr(&mut rec.src_addr, self.src_addr.ip(d));
+        pick_addr(&mut rec.dst_addr, self.dst_addr.ip(d));
+        first(&mut rec.src_port, self.src_port.uint(d).map(|x| x as u16));
+        first(&mut rec.dst_port, self.dst_port.uint(d).map(|x| x as u16));
+        first(&mut rec.ip_protocol, self.protocol.uint(d).map(|x| x as u8));
+        first(&mut rec.tos, self.tos.uint(d).map(|x| x as u8));
+        first(&mut rec.tcp_flags, self.tcp_flags.uint(d).map(|x| x as u16));
+        first(&mut rec.in_if, self.in_if.uint(d).map(|x| x as u32));
+        first(&mut rec.out_if, self.out_if.uint(d).map(|x| x as u32));
+        first(&mut rec.src_as, self.src_as.uint(d).map(|x| x as u32));
+        first(&mut rec.dst_as, self.dst_as.uint(d).map(|x| x as u32));
+        first(&mut rec.src_mask, self.src_mask.uint(d).map(|x| x as u8));
+        first(&mut rec.dst_mask, self.dst_mask.uint(d).map(|x| x as u8));
+        pick_addr(&mut rec.next_hop, self.next_hop.ip(d));
+        pick_addr(&mut rec.bgp_next_hop, self.bgp_next_hop.ip(d));
+        first(&mut rec.src_mac, self.src_mac.mac(d));
+        first(&mut rec.dst_mac, self.dst_mac.mac(d));
+        first(&mut rec.vlan, self.vlan.uint(d).map(|x| x as u16));
+        first(
+            &mut rec.ip_version,
+            self.ip_version.uint(d).map(|x| x as u8),
+        );
+        first(&mut rec.direction, self.direction.uint(d).map(|x| x as u8));
+        first(
+            &mut rec.flow_end_reason,
+            self.end_reason.uint(d).map(|x| x as u8),
+        );
+        if let Some(x) = self.icmp_type_code.uint(d) {
+            first(&mut rec.icmp_type, Some((x >> 8) as u8));
+            first(&mut rec.icmp_code, Some(x as u8));
+        }
+        first(&mut rec.icmp_type, self.icmp_type.uint(d).map(|x| x as u8));
+        first(&mut rec.icmp_code, self.icmp_code.uint(d).map(|x| x as u8));
+        st.t.start_uptime_ms = self.start_uptime.uint(d);
+        st.t.end_uptime_ms = self.end_uptime.uint(d);
+        st.t.start_abs_ns = self.start_unit.to_ns(self.start_abs.uint(d));
+        st.t.end_abs_ns = self.end_unit.to_ns(self.end_abs.uint(d));
+        st.t.start_delta_us = self.start_delta.uint(d);
+        st.t.end_delta_us = self.end_delta.uint(d);
+        for &(off, len, setter) in &self.rest {
+            let (o, l) = (usize::from(off), usize::from(len));
+            if let Some(v) = d.get(o..o + l) {
+                apply_field(setter, v, rec, st);
+            }
+        }
+    }
 }
 
 /// Called with (template id, fields, the template record's wire bytes).
@@ -996,5 +1451,179 @@ mod tests {
         let t = Template::compile(9, 256, true, &got[0].1, &[]).unwrap();
         assert_eq!(t.fields[0].name, "scope_system");
         assert_eq!(t.fields[1].setter, Setter::SamplingInterval);
+    }
+
+    /// Elements (IPFIX id, usual lengths) the plan has slots for, plus some it leaves to the
+    /// general path (MPLS, sampling, enterprise-free unknowns, padding).
+    const PLAN_IES: &[(u16, &[u16])] = &[
+        (1, &[1, 2, 4, 8, 0, 9]),
+        (2, &[4, 8]),
+        (4, &[1, 2]),
+        (5, &[1]),
+        (6, &[1, 2]),
+        (7, &[2]),
+        (8, &[4, 3]),
+        (9, &[1]),
+        (10, &[2, 4]),
+        (11, &[2]),
+        (12, &[4]),
+        (13, &[1]),
+        (14, &[4]),
+        (15, &[4]),
+        (16, &[2, 4]),
+        (17, &[4]),
+        (18, &[4]),
+        (21, &[4, 8]),
+        (22, &[4, 8]),
+        (27, &[16]),
+        (28, &[16, 4]),
+        (32, &[2]),
+        (34, &[4]),
+        (48, &[1, 2]),
+        (56, &[6, 5]),
+        (58, &[2]),
+        (60, &[1]),
+        (61, &[1]),
+        (62, &[16]),
+        (63, &[16]),
+        (70, &[3, 4]),
+        (71, &[3]),
+        (80, &[6]),
+        (85, &[8]),
+        (86, &[8]),
+        (136, &[1]),
+        (139, &[2]),
+        (150, &[4]),
+        (151, &[4]),
+        (152, &[8]),
+        (153, &[8]),
+        (154, &[8]),
+        (156, &[8]),
+        (157, &[8]),
+        (158, &[4]),
+        (159, &[4]),
+        (176, &[1]),
+        (177, &[1]),
+        (178, &[1]),
+        (210, &[3]),
+        (231, &[8]),
+        (232, &[8]),
+        (243, &[2]),
+        (298, &[8]),
+        (299, &[8]),
+        (302, &[2]),
+        (305, &[4]),
+        (306, &[4]),
+        (999, &[4]),
+    ];
+
+    proptest::proptest! {
+        /// The compiled plan reads exactly what the field-by-field path reads, for random
+        /// fixed-length templates (duplicates, odd lengths, reverse elements included) and
+        /// random record bytes.
+        #[test]
+        fn plan_matches_field_by_field(
+            picks in proptest::collection::vec((0usize..PLAN_IES.len(), 0usize..6, proptest::bool::weighted(0.1)), 1..30),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 600),
+            version in proptest::sample::select(vec![9u16, 10]),
+            preset in proptest::bool::ANY,
+        ) {
+            let fields: Vec<WireField> = picks
+                .iter()
+                .map(|&(i, l, rev)| {
+                    let (id, lens) = PLAN_IES[i];
+                    WireField {
+                        id,
+                        enterprise: if rev && version == 10 { REVERSE_PEN } else { 0 },
+                        len: lens[l % lens.len()],
+                        scope: false,
+                    }
+                })
+                .collect();
+            let Ok(t) = Template::compile(version, 256, false, &fields, &[]) else {
+                return Ok(());
+            };
+            proptest::prop_assert!(t.plan.is_some());
+            let mut generic = t.clone();
+            generic.plan = None;
+            let data = &bytes[..t.fixed_len.unwrap()];
+            let exporter = "127.0.0.1:1".parse().unwrap();
+            let mut a = FlowRecord::new(FlowProtocol::Ipfix, exporter);
+            if preset {
+                a.bytes = Some(7);
+                a.src_addr = Some("0.0.0.0".parse().unwrap());
+            }
+            let mut b = a;
+            let (ta, oa) = fill_record(&t, data, &mut a);
+            let (tb, ob) = fill_record(&generic, data, &mut b);
+            proptest::prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+            proptest::prop_assert_eq!(format!("{ta:?}"), format!("{tb:?}"));
+            proptest::prop_assert_eq!(oa, ob);
+            // a short slice (not what the decoder passes) takes the general path
+            let (tc, _) = fill_record(&t, &data[..data.len() - 1], &mut FlowRecord::new(FlowProtocol::Ipfix, exporter));
+            let (td, _) = fill_record(&generic, &data[..data.len() - 1], &mut FlowRecord::new(FlowProtocol::Ipfix, exporter));
+            proptest::prop_assert_eq!(format!("{tc:?}"), format!("{td:?}"));
+        }
+    }
+
+    #[test]
+    fn plan_only_for_fixed_length_flow_templates() {
+        let t = Template::compile(10, 256, false, &[wf(8, 4), wf(1, 8)], &[]).unwrap();
+        let p = t.plan.as_ref().unwrap();
+        assert_eq!(p.src_addr, Slot { off: 0, len: 4 });
+        assert_eq!(p.bytes, Slot { off: 4, len: 8 });
+        assert!(p.rest.is_empty());
+        // a duplicate goes to the general path, both fields, in order
+        let t = Template::compile(10, 256, false, &[wf(8, 4), wf(1, 8), wf(8, 4)], &[]).unwrap();
+        let p = t.plan.as_ref().unwrap();
+        assert_eq!(p.src_addr, Slot::default());
+        assert_eq!(
+            p.rest,
+            vec![(0, 4, Setter::SrcAddr), (12, 4, Setter::SrcAddr)]
+        );
+        let v = Template::compile(10, 257, false, &[wf(8, 4), wf(82, VARLEN)], &[]).unwrap();
+        assert!(v.plan.is_none());
+        let o = Template::compile(10, 258, true, &[wf(34, 4)], &[]).unwrap();
+        assert!(o.plan.is_none());
+    }
+
+    #[test]
+    fn raw_json_keys_and_kinds() {
+        let t = Template::compile(
+            10,
+            256,
+            false,
+            &[
+                wf(8, 4),
+                wf(210, 2),
+                wf(1, 8),
+                wf(152, 8),
+                wf(27, 16),
+                wf(82, VARLEN),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(&*t.fields[0].key, r#","source_ipv4_address":"#);
+        assert_eq!(t.fields[0].json, JsonKind::Ipv4);
+        assert_eq!(t.fields[1].json, JsonKind::Skip);
+        assert_eq!(t.fields[2].json, JsonKind::Unsigned);
+        assert_eq!(t.fields[3].json, JsonKind::DateMillis);
+        assert_eq!(t.fields[4].json, JsonKind::Ipv6);
+        assert_eq!(t.fields[5].json, JsonKind::Dynamic);
+        let mut d = vec![10, 0, 0, 1, 0, 0];
+        d.extend_from_slice(&1000u64.to_be_bytes());
+        d.extend_from_slice(&1_700_000_000_123u64.to_be_bytes());
+        d.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        d.extend_from_slice(&[2, b'a', b'b']);
+        let mut out = Vec::new();
+        let mut w = JsonWriter::new(&mut out);
+        w.begin();
+        t.write_raw_json(&d, FlowProtocol::Ipfix, &mut w);
+        w.end_object();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"netflow":{"source_ipv4_address":"10.0.0.1","octet_delta_count":1000,"flow_start_milliseconds":"2023-11-14T22:13:20.123000000Z","source_ipv6_address":"2001:db8::1","interface_name":"ab"}}"#
+        );
     }
 }
