@@ -23,8 +23,11 @@ fn stopped_field(log: &str, key: &str) -> Option<u64> {
 
 /// Runs a collector writing to `prefix`, replays `pcaps` into it, stops it with SIGTERM and
 /// returns its log.
-fn run_collector(prefix: &str, pcaps: &[std::path::PathBuf], log: &Path) -> String {
-    run_collector_at(ES, prefix, pcaps, log, true)
+/// Before the SIGTERM it waits (bounded) until the index holds `wait_for` documents: a cluster
+/// creating dozens of daily indices on a loaded machine can take longer than the collector's
+/// 30 s close timeout, and this test is about the documents, not about that race.
+fn run_collector(prefix: &str, pcaps: &[std::path::PathBuf], log: &Path, wait_for: u64) -> String {
+    run_collector_at(ES, prefix, pcaps, log, true, wait_for)
 }
 
 fn run_collector_at(
@@ -33,6 +36,7 @@ fn run_collector_at(
     pcaps: &[std::path::PathBuf],
     log: &Path,
     must_succeed: bool,
+    wait_for: u64,
 ) -> String {
     let port = {
         let p = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -85,6 +89,9 @@ fn run_collector_at(
         }
     }
     std::thread::sleep(Duration::from_secs(1));
+    if wait_for > 0 {
+        wait_count(prefix, wait_for, Duration::from_secs(240), None);
+    }
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -122,7 +129,7 @@ fn corpus_to_opensearch_without_kafka() {
     let decoded = corpus_docs(&n).len() as u64;
     let pcaps = corpus_pcaps();
 
-    let log = run_collector(&n.prefix, &pcaps, &dir.join("collect1.log"));
+    let log = run_collector(&n.prefix, &pcaps, &dir.join("collect1.log"), decoded);
     let delivered = stopped_field(&log, "delivered").expect("a stopped: line");
     assert_eq!(stopped_field(&log, "failed"), Some(0), "{log}");
     assert_eq!(stopped_field(&log, "dropped"), Some(0), "{log}");
@@ -169,7 +176,18 @@ fn corpus_to_opensearch_without_kafka() {
 
     // a second run into the same indices adds exactly its own documents
     let one = vec![pcaps[0].clone()];
-    let log2 = run_collector(&n.prefix, &one, &dir.join("collect2.log"));
+    let one_decoded = Command::new(bin())
+        .arg("decode")
+        .arg(&one[0])
+        .output()
+        .map(|o| o.stdout.iter().filter(|&&b| b == b'\n').count() as u64)
+        .unwrap();
+    let log2 = run_collector(
+        &n.prefix,
+        &one,
+        &dir.join("collect2.log"),
+        delivered + one_decoded,
+    );
     let delivered2 = stopped_field(&log2, "delivered").expect("a stopped: line");
     assert!(delivered2 > 0, "{log2}");
     assert_eq!(count(&n.prefix), delivered + delivered2, "{log2}");
@@ -210,6 +228,7 @@ fn cluster_gone_at_shutdown_is_reported_not_hung() {
         &pcaps[..3],
         &dir.join("collect.log"),
         false,
+        0,
     );
     let _proxy = flip.join().unwrap();
     // close timeout 30 s, plus the replay: bounded, not hung
