@@ -13,16 +13,9 @@ use std::time::{Duration, Instant};
 
 use index_common::*;
 
-/// Key=value pairs of the collector's closing `stopped:` line.
-fn stopped_field(log: &str, key: &str) -> Option<u64> {
-    let line = log.lines().rev().find(|l| l.contains("stopped:"))?;
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-}
-
 /// Runs a collector writing to `prefix`, replays `pcaps` into it, stops it with SIGTERM and
 /// returns its log.
+///
 /// Before the SIGTERM it waits (bounded) until the index holds `wait_for` documents: a cluster
 /// creating dozens of daily indices on a loaded machine can take longer than the collector's
 /// 30 s close timeout, and this test is about the documents, not about that race.

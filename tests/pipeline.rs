@@ -42,13 +42,6 @@ fn generate(proto: &str, to: &str, seconds: &str) -> u64 {
     r["flows"].as_u64().unwrap()
 }
 
-fn stopped_field(log: &str, key: &str) -> Option<u64> {
-    let line = log.lines().rev().find(|l| l.contains("stopped:"))?;
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-}
-
 fn kafka_messages(brokers: &str, topics: &[String]) -> i64 {
     use ferroflow_engine::index::rdkafka::consumer::{BaseConsumer, Consumer};
     use ferroflow_engine::index::rdkafka::ClientConfig;

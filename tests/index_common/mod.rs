@@ -477,7 +477,12 @@ impl Drop for Indexer {
 
 /// Documents in `<prefix>-*` after a refresh.
 pub fn count(prefix: &str) -> u64 {
-    let c = es();
+    count_at(&es(), prefix)
+}
+
+/// Documents in `<prefix>-*` of the cluster behind `c`, after a refresh (0 when it does not
+/// answer).
+pub fn count_at(c: &EsClient, prefix: &str) -> u64 {
     let _ = c.request(
         "POST",
         &format!("/{prefix}-*/_refresh"),
@@ -502,15 +507,26 @@ pub fn count(prefix: &str) -> u64 {
 
 /// Waits until `<prefix>-*` holds `want` documents (or the time is up); returns the count.
 pub fn wait_count(prefix: &str, want: u64, timeout: Duration, ix: Option<&mut Indexer>) -> u64 {
+    wait_count_at(&es(), prefix, want, timeout, ix)
+}
+
+/// [`wait_count`] on the cluster behind `c`.
+pub fn wait_count_at(
+    c: &EsClient,
+    prefix: &str,
+    want: u64,
+    timeout: Duration,
+    ix: Option<&mut Indexer>,
+) -> u64 {
     let end = Instant::now() + timeout;
     let mut ix = ix;
     let mut last = 0;
     while Instant::now() < end {
-        last = count(prefix);
+        last = count_at(c, prefix);
         if last >= want {
             // stay a moment: more than `want` would show up now
             std::thread::sleep(Duration::from_millis(1500));
-            return count(prefix);
+            return count_at(c, prefix);
         }
         if let Some(i) = ix.as_deref_mut() {
             i.assert_running();
@@ -518,6 +534,14 @@ pub fn wait_count(prefix: &str, want: u64, timeout: Duration, ix: Option<&mut In
         std::thread::sleep(Duration::from_millis(500));
     }
     last
+}
+
+/// A `key=value` number of the collector's closing `stopped:` log line.
+pub fn stopped_field(log: &str, key: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains("stopped:"))?;
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
 }
 
 /// Modes of [`FaultProxy`].

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use ferroflow_engine::index::service::EsClient;
 use ferroflow_engine::index::EsSettings;
-use serde_json::Value;
 
 use super::{free_port, repo, tmpdir};
 
@@ -168,42 +167,12 @@ impl PrivateOpenSearch {
 
     /// Documents in `<prefix>-*` after a refresh (0 when the node does not answer).
     pub fn count(&self, prefix: &str) -> u64 {
-        let c = self.client();
-        let _ = c.request(
-            "POST",
-            &format!("/{prefix}-*/_refresh"),
-            "application/json",
-            None,
-            false,
-        );
-        match c.request(
-            "GET",
-            &format!("/{prefix}-*/_count"),
-            "application/json",
-            None,
-            false,
-        ) {
-            Ok(r) if r.status == 200 => serde_json::from_slice::<Value>(&r.body)
-                .ok()
-                .and_then(|v| v["count"].as_u64())
-                .unwrap_or(0),
-            _ => 0,
-        }
+        super::count_at(&self.client(), prefix)
     }
 
     /// Waits until `<prefix>-*` holds `want` documents or the time is up; the count.
     pub fn wait_count(&self, prefix: &str, want: u64, timeout: Duration) -> u64 {
-        let end = Instant::now() + timeout;
-        let mut last = 0;
-        while Instant::now() < end {
-            last = self.count(prefix);
-            if last >= want {
-                std::thread::sleep(Duration::from_millis(1500));
-                return self.count(prefix);
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        last
+        super::wait_count_at(&self.client(), prefix, want, timeout, None)
     }
 }
 
