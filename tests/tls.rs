@@ -679,27 +679,7 @@ fn index_prefix(test: &str) -> String {
 }
 
 fn es_count(e: &Env, prefix: &str) -> u64 {
-    let c = es(e);
-    let _ = c.request(
-        "POST",
-        &format!("/{prefix}-*/_refresh"),
-        "application/json",
-        None,
-        false,
-    );
-    match c.request(
-        "GET",
-        &format!("/{prefix}-*/_count"),
-        "application/json",
-        None,
-        false,
-    ) {
-        Ok(r) if r.status == 200 => serde_json::from_slice::<Value>(&r.body)
-            .ok()
-            .and_then(|v| v["count"].as_u64())
-            .unwrap_or(0),
-        _ => 0,
-    }
+    index_common::count_at(&es(e), prefix)
 }
 
 fn es_cleanup(e: &Env, prefix: &str) {
