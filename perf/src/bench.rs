@@ -29,7 +29,7 @@ use ferroflow_engine::metrics::Metric;
 use serde::Serialize;
 
 use crate::generate::{self, GenConfig, GenReport, Progress, Rate};
-use crate::peers::{Peer, PeerKind};
+use crate::peers::{self, Peer, PeerKind};
 use crate::proc::{self, UdpCounters};
 use crate::prom::{http_get, Scrape};
 use crate::search::{self, Outcome, SearchParams, System};
@@ -476,6 +476,29 @@ fn monitor(
 }
 
 /// Runs one trial at `rate` packets per second (None: unlimited).
+/// Sends [`peers::FLUSH_RECORDS`] flows of `gen`'s protocol from the flush exporter (an
+/// address none of the measured exporters has) and returns that address.
+fn send_flush(gen: &GenConfig, listen: SocketAddr) -> anyhow::Result<std::net::IpAddr> {
+    let mut g = gen.clone();
+    g.target = listen;
+    g.first_exporter = peers::FLUSH_EXPORTER;
+    g.exporters = 1;
+    g.threads = 1;
+    g.source_addrs = generate::SourceAddrs::Distinct;
+    let per_packet = g.flows_per_packet.max(1) as u64;
+    g.count = Some(peers::FLUSH_RECORDS.div_ceil(per_packet));
+    g.duration = None;
+    g.rate = Rate::Packets(2000.0);
+    g.progress = None;
+    g.stop = None;
+    let from = generate::exporter_addr(listen, g.source_addrs, peers::FLUSH_EXPORTER).ip();
+    if from == generate::exporter_addr(listen, g.source_addrs, 0).ip() {
+        bail!("no address of its own for the flush exporter (target {listen})");
+    }
+    generate::run(&g)?;
+    Ok(from)
+}
+
 pub fn run_trial(cfg: &BenchConfig, rate: Option<f64>) -> anyhow::Result<Trial> {
     let port = free_udp_port()?;
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
@@ -558,6 +581,18 @@ fn trial_in(
         }
     };
 
+    // a peer that strands its last partial buffer gets a flush from an exporter of its own
+    let flush_from = match peer.as_ref() {
+        Some(p) if p.kind().strands_tail() => {
+            let r = send_flush(&cfg.gen, listen);
+            if let Err(e) = &r {
+                eprintln!("  flush of {} failed: {e:#}", p.kind().name());
+            }
+            r.ok()
+        }
+        _ => None,
+    };
+
     // wait until the subject has dealt with what it received
     let settle = Instant::now();
     let deadline = settle + Duration::from_secs(60);
@@ -622,7 +657,9 @@ fn trial_in(
         (cpu1, delivered, records, Some(packets), stages)
     } else if let Some(p) = peer.as_mut() {
         let cpu1 = p.stop(Duration::from_secs(30))?;
-        let n = p.count_output().context("counting the peer's output")?;
+        let n = p
+            .count_output(flush_from)
+            .context("counting the peer's output")?;
         let stages = Stages {
             kernel_udp: udp,
             ..Stages::default()

@@ -131,6 +131,10 @@ pub struct GenConfig {
     pub count: Option<u64>,
     pub flows_per_packet: usize,
     pub exporters: usize,
+    /// Index of the first exporter: exporter `i` of this run is exporter `first_exporter + i`
+    /// (its address and flows). The bench's flush exporter uses it to send from an address
+    /// the measured exporters do not have.
+    pub first_exporter: usize,
     pub source_addrs: SourceAddrs,
     /// Fraction of IPv6 flows (0..=1; not for NetFlow v5).
     pub ipv6_fraction: f64,
@@ -172,6 +176,7 @@ impl GenConfig {
             count: None,
             flows_per_packet: protocol.default_flows_per_packet(),
             exporters: 1,
+            first_exporter: 0,
             source_addrs: SourceAddrs::Distinct,
             ipv6_fraction: 0.0,
             template_interval: Some(Duration::from_secs(10)),
@@ -1010,7 +1015,7 @@ pub fn run(cfg: &GenConfig) -> Result<GenReport, GenError> {
         timestamps: false,
     };
     let mut per_thread: Vec<Vec<Exporter>> = (0..threads).map(|_| Vec::new()).collect();
-    for i in 0..cfg.exporters {
+    for i in cfg.first_exporter..cfg.first_exporter + cfg.exporters {
         let src = exporter_addr(cfg.target, cfg.source_addrs, i);
         let sock = bind_udp(src, &opts)?;
         let packets = ExporterPackets::build(cfg, i, src.ip(), pool)?;

@@ -17,6 +17,18 @@ use anyhow::{bail, Context};
 
 use crate::generate::Protocol;
 
+/// The generator's exporter index of the flush exporter: after a trial, a peer that
+/// [strands its tail](PeerKind::strands_tail) gets [`FLUSH_RECORDS`] more flows from this
+/// exporter (127.0.0.201 with distinct source addresses), enough to fill its last partial
+/// buffers, so that every measured flow reaches its output. The flush exporter's flows are
+/// not counted: pmacct's lines carry the exporter (`peer_ip_src`), and those of the flush
+/// exporter are left out.
+pub const FLUSH_EXPORTER: usize = 200;
+
+/// Flows the flush exporter sends: five of pmacct's 100 KB core-to-plugin buffers (about
+/// 190 records each).
+pub const FLUSH_RECORDS: u64 = 1000;
+
 /// A peer collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,6 +80,14 @@ impl PeerKind {
             PeerKind::Nfacctd => p != Protocol::Sflow,
             PeerKind::Sfacctd => p == Protocol::Sflow,
         }
+    }
+
+    /// Whether the peer keeps the tail of what it received in a buffer that only more traffic
+    /// pushes out: pmacct's core process hands records to its plugin in `plugin_buffer_size`
+    /// chunks, and a partly filled chunk is lost when the daemon stops. The bench sends a
+    /// flush (see [`FLUSH_EXPORTER`]) to such a peer before stopping it.
+    pub fn strands_tail(self) -> bool {
+        matches!(self, PeerKind::Nfacctd | PeerKind::Sfacctd)
     }
 
     /// The peer that collects `p` in pmacct's family (nfacctd or sfacctd).
@@ -277,6 +297,10 @@ impl Peer {
         })
     }
 
+    pub fn kind(&self) -> PeerKind {
+        self.kind
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -286,8 +310,10 @@ impl Peer {
         crate::bench::stop_child(&mut self.child, timeout)
     }
 
-    /// Flows in what the peer wrote (call after [`Peer::stop`]).
-    pub fn count_output(&self) -> anyhow::Result<u64> {
+    /// Flows in what the peer wrote (call after [`Peer::stop`]), leaving out what came from
+    /// `flush_from`, the flush exporter's address, where the bench sent a flush.
+    pub fn count_output(&self, flush_from: Option<std::net::IpAddr>) -> anyhow::Result<u64> {
+        let flush_from = flush_from.map(|a| a.to_string());
         let out = self.dir.join("out");
         match self.kind {
             PeerKind::Goflow2 => count_lines(&out.join("flows.json")),
@@ -296,10 +322,19 @@ impl Peer {
                 for e in std::fs::read_dir(&out)? {
                     let p = e?.path();
                     if p.is_file() {
-                        let c = pmacct_json_flows(&std::fs::read_to_string(&p)?);
+                        let c =
+                            pmacct_json_flows(&std::fs::read_to_string(&p)?, flush_from.as_deref());
                         total.lines += c.lines;
                         total.flows += c.flows;
+                        total.flush_lines += c.flush_lines;
                     }
+                }
+                if flush_from.is_some() && total.flush_lines == 0 {
+                    // the flush reached no output: the stranded tail may not have either
+                    eprintln!(
+                        "  {}: none of the flush exporter's flows was written",
+                        self.kind.name()
+                    );
                 }
                 if total.lines != total.flows {
                     // a repeated key: pmacct merged flows into one line; they are counted
@@ -359,15 +394,18 @@ fn pmacct_config(daemon: &str, listen: SocketAddr, out: &Path) -> String {
 }
 
 /// What a pmacct output file holds: JSON lines written (aggregates) and the flows they
-/// carry (the sum of their `flows` counters; a line without one counts as one flow).
+/// carry (the sum of their `flows` counters; a line without one counts as one flow), and
+/// the lines of the flush exporter, which are in neither.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PmacctCount {
     pub lines: u64,
     pub flows: u64,
+    pub flush_lines: u64,
 }
 
-/// Counts pmacct's JSON lines output.
-pub fn pmacct_json_flows(text: &str) -> PmacctCount {
+/// Counts pmacct's JSON lines output; lines whose `peer_ip_src` is `flush_from` are counted
+/// apart.
+pub fn pmacct_json_flows(text: &str, flush_from: Option<&str>) -> PmacctCount {
     let mut c = PmacctCount::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = match serde_json::from_str(line) {
@@ -375,6 +413,10 @@ pub fn pmacct_json_flows(text: &str) -> PmacctCount {
             Err(_) => continue,
         };
         if v.get("event_type").and_then(|e| e.as_str()) != Some("purge") {
+            continue;
+        }
+        if flush_from.is_some() && v.get("peer_ip_src").and_then(|e| e.as_str()) == flush_from {
+            c.flush_lines += 1;
             continue;
         }
         c.lines += 1;
@@ -456,8 +498,24 @@ mod tests {
 
 {"event_type": "purge_init", "writer_pid": 12}
 {"event_type": "purge", "src_ip": "10.0.0.3", "packets": 1, "bytes": 60}
+{"event_type": "purge", "peer_ip_src": "127.0.0.201", "src_ip": "10.0.0.5", "flows": 1}
 {"event_type": "purge", "src_ip": "10.0.0.4", "pack"#;
-        assert_eq!(pmacct_json_flows(j), PmacctCount { lines: 3, flows: 5 });
+        assert_eq!(
+            pmacct_json_flows(j, Some("127.0.0.201")),
+            PmacctCount {
+                lines: 3,
+                flows: 5,
+                flush_lines: 1
+            }
+        );
+        assert_eq!(
+            pmacct_json_flows(j, None),
+            PmacctCount {
+                lines: 4,
+                flows: 6,
+                flush_lines: 0
+            }
+        );
     }
 
     #[test]
