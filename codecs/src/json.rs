@@ -5,6 +5,7 @@
 //! addresses through their `Display` into the buffer, times through a hand-written RFC 3339
 //! formatter. The document layout is written down in `docs/schema.md`.
 
+use std::cell::Cell;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -17,17 +18,35 @@ pub struct EncodeOptions {
     pub no_raw: bool,
 }
 
+/// Bytes of padding after a padded key fragment: the writer copies `KEY_PAD` bytes in one
+/// fixed-size move and keeps the fragment's length of them.
+pub const KEY_PAD: usize = 32;
+
 /// A key written as one precomputed fragment `,"name":` (the leading comma is dropped for the
 /// first member of an object). Build static ones with `key!("name")`; templates keep one
-/// per field.
+/// [`KeyBuf`] per field.
 #[derive(Debug, Clone, Copy)]
-pub struct Key<'k>(&'k str);
+pub struct Key<'k> {
+    /// the fragment, followed by [`KEY_PAD`] bytes of padding when it was built padded
+    text: &'k [u8],
+    /// length of the fragment in `text`
+    len: usize,
+}
 
 impl<'k> Key<'k> {
     /// `fragment` must be `,"name":` with `name` needing no escaping.
     #[inline]
     pub const fn from_fragment(fragment: &'k str) -> Self {
-        Key(fragment)
+        Key {
+            text: fragment.as_bytes(),
+            len: fragment.len(),
+        }
+    }
+
+    /// `text[..len]` is the fragment `,"name":`; the bytes after it are padding.
+    #[inline]
+    pub const fn from_padded(text: &'k [u8], len: usize) -> Self {
+        Key { text, len }
     }
 
     /// `,"name":` for a name that needs no escaping (allocates: for keys built once).
@@ -38,13 +57,66 @@ impl<'k> Key<'k> {
         s.push_str("\":");
         s.into_boxed_str()
     }
+
+    /// The fragment `,"name":`.
+    pub fn as_bytes(&self) -> &'k [u8] {
+        self.text.get(..self.len).unwrap_or_default()
+    }
 }
 
-/// `key!("name")`: the [`Key`] `,"name":`, built at compile time.
+/// An owned key fragment `,"name":` with [`KEY_PAD`] bytes of padding after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyBuf {
+    text: Box<[u8]>,
+    len: usize,
+}
+
+impl KeyBuf {
+    /// The fragment for a name that needs no escaping (allocates: for keys built once).
+    pub fn new(name: &str) -> Self {
+        let f = Key::fragment_for(name);
+        let mut text = Vec::with_capacity(f.len() + KEY_PAD);
+        text.extend_from_slice(f.as_bytes());
+        text.resize(f.len() + KEY_PAD, 0);
+        KeyBuf {
+            text: text.into_boxed_slice(),
+            len: f.len(),
+        }
+    }
+
+    /// The fragment `,"name":`.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text[..self.len]).unwrap_or_default()
+    }
+
+    #[inline]
+    pub fn key(&self) -> Key<'_> {
+        Key::from_padded(&self.text, self.len)
+    }
+}
+
+/// `fragment` followed by zeros, `N` bytes in all (for `key!`).
+#[doc(hidden)]
+pub const fn pad_fragment<const N: usize>(fragment: &str) -> [u8; N] {
+    let b = fragment.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < b.len() {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// `key!("name")`: the [`Key`] `,"name":`, built (padded) at compile time.
 macro_rules! key {
-    ($name:literal) => {
-        $crate::json::Key::from_fragment(concat!(",\"", $name, "\":"))
-    };
+    ($name:literal) => {{
+        const LEN: usize = concat!(",\"", $name, "\":").len();
+        static PADDED: [u8; LEN + $crate::json::KEY_PAD] = $crate::json::pad_fragment::<
+            { LEN + $crate::json::KEY_PAD },
+        >(concat!(",\"", $name, "\":"));
+        $crate::json::Key::from_padded(&PADDED, LEN)
+    }};
 }
 pub(crate) use key;
 
@@ -68,14 +140,29 @@ impl JsonKey for Key<'_> {
     #[inline]
     fn write_key(self, w: &mut JsonWriter<'_>) {
         let bit = 1u32 << w.depth;
-        let s = self.0.as_bytes();
-        if w.has_member & bit != 0 {
-            w.buf.extend_from_slice(s);
-        } else {
-            w.has_member |= bit;
-            w.buf.extend_from_slice(s.get(1..).unwrap_or_default());
+        // the leading comma unless this is the first member
+        let skip = usize::from(w.has_member & bit == 0);
+        w.has_member |= bit;
+        let n = self.len.saturating_sub(skip);
+        match self
+            .text
+            .get(skip..)
+            .and_then(|t| t.first_chunk::<KEY_PAD>())
+        {
+            Some(chunk) if n <= KEY_PAD => put_padded(w.buf, chunk, n),
+            _ => w
+                .buf
+                .extend_from_slice(self.text.get(skip..self.len).unwrap_or_default()),
         }
     }
+}
+
+/// Append the first `n` bytes of `chunk` (`n <= N`) with one fixed-size copy.
+#[inline(always)]
+fn put_padded<const N: usize>(buf: &mut Vec<u8>, chunk: &[u8; N], n: usize) {
+    let end = buf.len() + n;
+    buf.extend_from_slice(chunk);
+    buf.truncate(end);
 }
 
 /// Timestamps a document repeats (`@timestamp` is `event.end`, the raw start / end elements
@@ -179,8 +266,7 @@ impl<'b> JsonWriter<'b> {
     #[inline]
     pub fn u64(&mut self, key: impl JsonKey, v: u64) {
         self.key(key);
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        write_u64(self.buf, v);
     }
 
     #[inline]
@@ -284,8 +370,7 @@ impl<'b> JsonWriter<'b> {
     /// An element of an array of numbers.
     pub fn item_u64(&mut self, v: u64) {
         self.sep();
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        write_u64(self.buf, v);
     }
 
     /// An element of an array of plain strings.
@@ -302,6 +387,49 @@ impl<'b> JsonWriter<'b> {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// The two decimal digits of every value below 100.
+const PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// The decimal text of `v` (as `itoa` writes it).
+#[inline]
+fn write_u64(buf: &mut Vec<u8>, v: u64) {
+    // the digits end at 20 (u64::MAX has 20); the 20 bytes from the first digit are copied
+    let mut out = [0u8; 40];
+    let mut p = 20;
+    let mut v = v;
+    while v >= 10_000 {
+        let r = (v % 10_000) as usize;
+        v /= 10_000;
+        out[p - 4..p - 2].copy_from_slice(&PAIRS[r / 100]);
+        out[p - 2..p].copy_from_slice(&PAIRS[r % 100]);
+        p -= 4;
+    }
+    let mut v = v as usize;
+    if v >= 100 {
+        out[p - 2..p].copy_from_slice(&PAIRS[v % 100]);
+        v /= 100;
+        p -= 2;
+    }
+    if v >= 10 {
+        out[p - 2..p].copy_from_slice(&PAIRS[v]);
+        p -= 2;
+    } else {
+        out[p - 1] = b'0' + v as u8;
+        p -= 1;
+    }
+    if let Some(chunk) = out[p..].first_chunk::<20>() {
+        put_padded(buf, chunk, 20 - p);
+    }
+}
 
 /// Decimal text of every byte value: up to three digits, then the digit count.
 const DEC: [[u8; 4]; 256] = {
@@ -344,7 +472,7 @@ fn write_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
     out[0] = b'"';
     let p = put_ipv4(&mut out, 1, o);
     out[p] = b'"';
-    buf.extend_from_slice(&out[..p + 1]);
+    put_padded(buf, &out, p + 1);
 }
 
 /// Lower-case hex of a 16-bit group without leading zeros at `out[p..]`.
@@ -412,7 +540,7 @@ fn write_ipv6(buf: &mut Vec<u8>, a: &Ipv6Addr) {
     out[0] = b'"';
     let p = put_ipv6(&mut out, 1, a);
     out[p] = b'"';
-    buf.extend_from_slice(&out[..p + 1]);
+    put_padded(buf, &out, p + 1);
 }
 
 /// An address as its `Display` writes it, quoted.
@@ -486,27 +614,70 @@ pub fn write_rfc3339(buf: &mut Vec<u8>, ns: u64) {
     buf.extend_from_slice(&rfc3339(ns));
 }
 
-/// The quoted text [`write_rfc3339`] writes.
-fn rfc3339(ns: u64) -> [u8; 32] {
-    let secs = (ns / 1_000_000_000) as i64;
-    let frac = (ns % 1_000_000_000) as u32;
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400) as u32;
-    let mut out = *b"\"0000-00-00T00:00:00.000000000Z\"";
-    let put = |out: &mut [u8; 32], at: usize, v: u32, width: usize| {
-        let mut v = v;
-        for i in (0..width).rev() {
-            out[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
+/// `"YYYY-MM-DDTHH:MM:` of the minute `minute` (minutes since the epoch).
+fn minute_prefix(minute: u64) -> [u8; 18] {
+    let (y, mo, d) = civil_from_days((minute / 1440) as i64);
+    let mod_ = (minute % 1440) as usize;
+    let y = y.clamp(0, 9999) as usize;
+    let mut out = *b"\"0000-00-00T00:00:";
+    out[1..3].copy_from_slice(&PAIRS[y / 100]);
+    out[3..5].copy_from_slice(&PAIRS[y % 100]);
+    out[6..8].copy_from_slice(&PAIRS[mo as usize]);
+    out[9..11].copy_from_slice(&PAIRS[d as usize]);
+    out[12..14].copy_from_slice(&PAIRS[mod_ / 60]);
+    out[15..17].copy_from_slice(&PAIRS[mod_ % 60]);
+    out
+}
+
+/// Minutes formatted last on this thread, by minute mod 4: documents of one datagram mostly
+/// share their minutes, and [`encode`] has no state of its own across documents.
+struct MinuteCache {
+    /// minute since the epoch of each entry; `u64::MAX` for none
+    minute: [Cell<u64>; 4],
+    text: [Cell<[u8; 18]>; 4],
+}
+
+thread_local! {
+    static MINUTES: MinuteCache = const {
+        MinuteCache {
+            minute: [const { Cell::new(u64::MAX) }; 4],
+            text: [const { Cell::new([0; 18]) }; 4],
         }
     };
-    put(&mut out, 1, y.clamp(0, 9999) as u32, 4);
-    put(&mut out, 6, mo, 2);
-    put(&mut out, 9, d, 2);
-    put(&mut out, 12, sod / 3600, 2);
-    put(&mut out, 15, sod / 60 % 60, 2);
-    put(&mut out, 18, sod % 60, 2);
-    put(&mut out, 21, frac, 9);
+}
+
+/// [`minute_prefix`] through this thread's [`MinuteCache`].
+#[inline]
+fn minute_prefix_cached(minute: u64) -> [u8; 18] {
+    MINUTES
+        .try_with(|c| {
+            let i = (minute % 4) as usize;
+            if c.minute[i].get() == minute {
+                c.text[i].get()
+            } else {
+                let text = minute_prefix(minute);
+                c.minute[i].set(minute);
+                c.text[i].set(text);
+                text
+            }
+        })
+        .unwrap_or_else(|_| minute_prefix(minute))
+}
+
+/// The quoted text [`write_rfc3339`] writes.
+#[inline]
+fn rfc3339(ns: u64) -> [u8; 32] {
+    let secs = ns / 1_000_000_000;
+    let frac = (ns % 1_000_000_000) as u32 as usize;
+    let mut out = *b"\"0000-00-00T00:00:00.000000000Z\"";
+    out[..18].copy_from_slice(&minute_prefix_cached(secs / 60));
+    out[18..20].copy_from_slice(&PAIRS[(secs % 60) as usize]);
+    out[21] = b'0' + (frac / 100_000_000) as u8;
+    let r = frac % 100_000_000;
+    out[22..24].copy_from_slice(&PAIRS[r / 1_000_000]);
+    out[24..26].copy_from_slice(&PAIRS[r / 10_000 % 100]);
+    out[26..28].copy_from_slice(&PAIRS[r / 100 % 100]);
+    out[28..30].copy_from_slice(&PAIRS[r % 100]);
     out
 }
 
@@ -619,7 +790,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             out[1..4].copy_from_slice(&d[..3]);
             let n = usize::from(d[3]);
             out[1 + n] = b'"';
-            w.buf.extend_from_slice(&out[..n + 2]);
+            put_padded(w.buf, &out, n + 2);
         }
         let ipv = r.ip_version.or(match r.src_addr.or(r.dst_addr) {
             Some(IpAddr::V4(_)) => Some(4),
@@ -820,6 +991,30 @@ fn endpoint(
 mod tests {
     use super::*;
 
+    /// The formatter before the pair table and the minute cache: the reference.
+    fn rfc3339_reference(ns: u64) -> [u8; 32] {
+        let secs = (ns / 1_000_000_000) as i64;
+        let frac = (ns % 1_000_000_000) as u32;
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400) as u32;
+        let mut out = *b"\"0000-00-00T00:00:00.000000000Z\"";
+        let put = |out: &mut [u8; 32], at: usize, v: u32, width: usize| {
+            let mut v = v;
+            for i in (0..width).rev() {
+                out[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(&mut out, 1, y.clamp(0, 9999) as u32, 4);
+        put(&mut out, 6, mo, 2);
+        put(&mut out, 9, d, 2);
+        put(&mut out, 12, sod / 3600, 2);
+        put(&mut out, 15, sod / 60 % 60, 2);
+        put(&mut out, 18, sod % 60, 2);
+        put(&mut out, 21, frac, 9);
+        out
+    }
+
     fn t(ns: u64) -> String {
         let mut b = Vec::new();
         write_rfc3339(&mut b, ns);
@@ -827,7 +1022,7 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339() {
+    fn rfc3339_text() {
         assert_eq!(t(0), "\"1970-01-01T00:00:00.000000000Z\"");
         assert_eq!(
             t(1_254_722_767_526_084_999),
@@ -927,9 +1122,9 @@ mod tests {
     fn group() -> impl proptest::strategy::Strategy<Value = u16> {
         use proptest::prelude::*;
         prop_oneof![
-            4 => Just(0u16),
-            1 => Just(0xffffu16),
-            1 => Just(1u16),
+            4 => proptest::strategy::Just(0u16),
+            1 => proptest::strategy::Just(0xffffu16),
+            1 => proptest::strategy::Just(1u16),
             2 => 0u16..0x10,
             2 => any::<u16>(),
         ]
@@ -989,6 +1184,52 @@ mod tests {
         }
 
         #[test]
+        fn u64_text_matches_itoa(v in proptest::prelude::any::<u64>(), shift in 0u32..64) {
+            for v in [v, v >> shift, v % 100_000, v % 1000, v % 100, v % 10] {
+                let mut b = Vec::new();
+                write_u64(&mut b, v);
+                let mut itoa_buf = itoa::Buffer::new();
+                proptest::prop_assert_eq!(&b[..], itoa_buf.format(v).as_bytes());
+            }
+        }
+
+        /// Sequences of nearby and far times (same second, next second, next minute / day, leap
+        /// days, 1970, the far future) through the minute cache against the reference formatter.
+        #[test]
+        fn minute_cache_gives_the_same_text(
+            base in proptest::prop_oneof![
+                proptest::strategy::Just(0u64),
+                0u64..200_000_000_000_000,
+                951_782_400_000_000_000u64..951_868_800_000_000_000,
+                1_700_000_000_000_000_000u64..1_700_000_100_000_000_000,
+                0u64..u64::MAX,
+                proptest::strategy::Just(u64::MAX - 3_600_000_000_000),
+            ],
+            steps in proptest::collection::vec(
+                proptest::prop_oneof![
+                    0u64..1_000_000_000,
+                    proptest::strategy::Just(60_000_000_000u64),
+                    proptest::strategy::Just(240_000_000_000u64),
+                    proptest::strategy::Just(86_400_000_000_000u64),
+                    0u64..3_600_000_000_000,
+                ],
+                1..20,
+            ),
+            back in proptest::collection::vec(proptest::prelude::any::<bool>(), 20),
+        ) {
+            use proptest::prelude::*;
+            let mut ns = base;
+            for (i, d) in steps.into_iter().enumerate() {
+                ns = if back[i] { ns.saturating_sub(d) } else { ns.saturating_add(d) };
+                prop_assert_eq!(rfc3339(ns), rfc3339_reference(ns), "{}", ns);
+                let last = (ns / 1_000_000_000 * 1_000_000_000).saturating_add(999_999_999);
+                for n in [ns, ns.saturating_add(1), last, last.saturating_add(1)] {
+                    prop_assert_eq!(rfc3339(n), rfc3339_reference(n), "{}", n);
+                }
+            }
+        }
+
+        #[test]
         fn time_cache_gives_the_same_text(a in 0u64..u64::MAX, b in 0u64..u64::MAX, c in 0u64..u64::MAX) {
             let mut cached = Vec::new();
             let mut w = JsonWriter::new(&mut cached);
@@ -1000,7 +1241,57 @@ mod tests {
             proptest::prop_assert_eq!(cached.len() > plain.len(), true);
             let text = String::from_utf8(cached).unwrap().replace(",\"t\":", "").replace("\"t\":", "");
             proptest::prop_assert_eq!(text, String::from_utf8(plain).unwrap());
+            for ns in [a, b, c] {
+                proptest::prop_assert_eq!(rfc3339(ns), rfc3339_reference(ns));
+            }
         }
+    }
+
+    #[test]
+    fn rfc3339_matches_the_reference_at_edges() {
+        let day = 86_400_000_000_000u64;
+        let mut cases = vec![
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            59_999_999_999,
+            60_000_000_000,
+        ];
+        for d in [
+            0u64, 58, 59, 60, 365, 789, 790, 11_016, 11_017, 19_722, 47_541, 200_000,
+        ] {
+            for off in [0, 1, 59_999_999_999, 60_000_000_000, day - 1] {
+                cases.push(d * day + off);
+            }
+        }
+        cases.extend([u64::MAX, u64::MAX - 1, u64::MAX / 2]);
+        for ns in cases {
+            // twice: through a missed and a hit minute cache
+            assert_eq!(rfc3339(ns), rfc3339_reference(ns), "{ns}");
+            assert_eq!(rfc3339(ns), rfc3339_reference(ns), "{ns}");
+        }
+    }
+
+    #[test]
+    fn long_and_unpadded_keys() {
+        let long = "k".repeat(70);
+        let kb = KeyBuf::new(&long);
+        let unpadded = Key::fragment_for("plain");
+        let mut a = Vec::new();
+        let mut w = JsonWriter::new(&mut a);
+        w.begin();
+        w.u64(kb.key(), 1);
+        w.u64(Key::from_fragment(&unpadded), 2);
+        w.begin_object(kb.key());
+        w.u64(Key::from_fragment(&unpadded), 3);
+        w.u64(kb.key(), u64::MAX);
+        w.end_object();
+        w.end_object();
+        let want = format!(
+            r#"{{"{long}":1,"plain":2,"{long}":{{"plain":3,"{long}":18446744073709551615}}}}"#
+        );
+        assert_eq!(std::str::from_utf8(&a).unwrap(), want);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{be16, be32, be_uint, DecodeError};
 use crate::ie::{self, IeType, REVERSE_PEN};
-use crate::json::{JsonWriter, Key};
+use crate::json::{JsonWriter, Key, KeyBuf};
 use crate::record::{FlowProtocol, FlowRecord};
 
 /// Field length meaning "variable length" (RFC 7011 section 7).
@@ -173,7 +173,7 @@ pub struct FieldSpec {
     /// Part of the options scope.
     pub scope: bool,
     /// `,"name":`: the key as the JSON writer copies it.
-    pub(crate) key: Box<str>,
+    pub(crate) key: KeyBuf,
     /// How the value is written under `netflow.*`.
     pub(crate) json: JsonKind,
 }
@@ -358,7 +358,7 @@ impl Template {
                 len: f.len,
                 ty,
                 setter: setter_for(version, f.enterprise, f.id, f.scope),
-                key: Key::fragment_for(&name),
+                key: KeyBuf::new(&name),
                 json: json_kind(f.id, f.enterprise, f.len, ty),
                 name,
                 scope: f.scope,
@@ -423,7 +423,7 @@ impl Template {
         let _ = proto;
         w.begin_object(crate::json::key!("netflow"));
         self.for_each_field(data, |spec, v| {
-            write_field(w, Key::from_fragment(&spec.key), spec.json, spec.ty, v)
+            write_field(w, spec.key.key(), spec.json, spec.ty, v)
         });
         w.end_object();
     }
@@ -1604,7 +1604,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(&*t.fields[0].key, r#","source_ipv4_address":"#);
+        assert_eq!(t.fields[0].key.as_str(), r#","source_ipv4_address":"#);
         assert_eq!(t.fields[0].json, JsonKind::Ipv4);
         assert_eq!(t.fields[1].json, JsonKind::Skip);
         assert_eq!(t.fields[2].json, JsonKind::Unsigned);
