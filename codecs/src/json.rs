@@ -402,32 +402,54 @@ const PAIRS: [[u8; 2]; 100] = {
 /// The decimal text of `v` (as `itoa` writes it).
 #[inline]
 fn write_u64(buf: &mut Vec<u8>, v: u64) {
-    // the digits end at 20 (u64::MAX has 20); the 20 bytes from the first digit are copied
-    let mut out = [0u8; 40];
-    let mut p = 20;
-    let mut v = v;
-    while v >= 10_000 {
-        let r = (v % 10_000) as usize;
-        v /= 10_000;
-        out[p - 4..p - 2].copy_from_slice(&PAIRS[r / 100]);
-        out[p - 2..p].copy_from_slice(&PAIRS[r % 100]);
-        p -= 4;
-    }
-    let mut v = v as usize;
-    if v >= 100 {
-        out[p - 2..p].copy_from_slice(&PAIRS[v % 100]);
-        v /= 100;
-        p -= 2;
-    }
-    if v >= 10 {
-        out[p - 2..p].copy_from_slice(&PAIRS[v]);
-        p -= 2;
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+    } else if v < 100 {
+        buf.extend_from_slice(&PAIRS[v as usize]);
     } else {
-        out[p - 1] = b'0' + v as u8;
-        p -= 1;
+        write_u64_long(buf, v);
     }
-    if let Some(chunk) = out[p..].first_chunk::<20>() {
-        put_padded(buf, chunk, 20 - p);
+}
+
+/// The eight decimal digits of `v < 100_000_000` as the bytes of a little-endian word, the
+/// most significant first and each digit as its value (not yet ASCII), computed in a register
+/// (digits written one by one to memory and read back as a block stall store forwarding).
+#[inline(always)]
+fn digits8(v: u32) -> u64 {
+    let v = u64::from(v);
+    // 32-bit lanes: the upper four digits, the lower four
+    let x = (v / 10_000) | ((v % 10_000) << 32);
+    // 16-bit lanes: x / 100, x % 100 (x * 10486 >> 20 is x / 100 for x < 10_000)
+    let h = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let x = h | ((x - h * 100) << 16);
+    // 8-bit lanes: x / 10, x % 10 (x * 103 >> 10 is x / 10 for x < 100)
+    let h = ((x * 103) >> 10) & 0x000f_000f_000f_000f;
+    h | ((x - h * 10) << 8)
+}
+
+const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
+
+/// [`write_u64`] of `v >= 100`.
+fn write_u64_long(buf: &mut Vec<u8>, v: u64) {
+    let (top, rest) = if v < 100_000_000 {
+        (v as u32, 0)
+    } else if v < 10_000_000_000_000_000 {
+        ((v / 100_000_000) as u32, 1)
+    } else {
+        ((v / 10_000_000_000_000_000) as u32, 2)
+    };
+    // the leading digits without their leading zeros (top > 0)
+    let d = digits8(top);
+    let zeros = d.trailing_zeros() / 8;
+    let n = 8 - zeros as usize;
+    put_padded(buf, &((d >> (8 * zeros)) | ASCII_ZEROS).to_le_bytes(), n);
+    if rest == 2 {
+        let mid = (v / 100_000_000 % 100_000_000) as u32;
+        buf.extend_from_slice(&(digits8(mid) | ASCII_ZEROS).to_le_bytes());
+    }
+    if rest >= 1 {
+        let low = (v % 100_000_000) as u32;
+        buf.extend_from_slice(&(digits8(low) | ASCII_ZEROS).to_le_bytes());
     }
 }
 
@@ -1184,6 +1206,18 @@ mod tests {
         }
 
         #[test]
+        fn u64_text_matches_itoa_near_powers_of_ten(k in 0u32..20, d in 0u64..3, down in proptest::prelude::any::<bool>()) {
+            let p = 10u64.pow(k);
+            let v = if down { p.saturating_sub(d) } else { p.saturating_add(d) };
+            for v in [v, v.saturating_mul(9), u64::MAX - d] {
+                let mut b = Vec::new();
+                write_u64(&mut b, v);
+                let mut itoa_buf = itoa::Buffer::new();
+                proptest::prop_assert_eq!(&b[..], itoa_buf.format(v).as_bytes());
+            }
+        }
+
+        #[test]
         fn u64_text_matches_itoa(v in proptest::prelude::any::<u64>(), shift in 0u32..64) {
             for v in [v, v >> shift, v % 100_000, v % 1000, v % 100, v % 10] {
                 let mut b = Vec::new();
@@ -1270,6 +1304,21 @@ mod tests {
             // twice: through a missed and a hit minute cache
             assert_eq!(rfc3339(ns), rfc3339_reference(ns), "{ns}");
             assert_eq!(rfc3339(ns), rfc3339_reference(ns), "{ns}");
+        }
+    }
+
+    #[test]
+    fn u64_text_matches_itoa_on_ranges() {
+        let mut itoa_buf = itoa::Buffer::new();
+        let mut b = Vec::new();
+        let strided = (0..100_000_000u64).step_by(9_973);
+        for v in (0..200_000u64)
+            .chain(strided)
+            .chain(u64::MAX - 100_000..=u64::MAX)
+        {
+            b.clear();
+            write_u64(&mut b, v);
+            assert_eq!(&b[..], itoa_buf.format(v).as_bytes());
         }
     }
 
