@@ -13,6 +13,8 @@
 #
 # Environment: PROTOCOLS, SUBJECTS (ferroflow goflow2 pmacct nfcapd), REPEATS, DURATION
 # (seconds per trial), MAX_STEPS (trials per search), OUT (report directory).
+# SUMMARY_ONLY=1 OUT=<dir> prints the table of the reports already in <dir> (an interrupted
+# run: medians of the repeats that finished) and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,7 @@ OUT="${OUT:-target/perf/headline-$(date +%Y%m%d-%H%M%S)}"
 COLLECTOR_CORE="${COLLECTOR_CORE:-0}"
 GEN_CORE="${GEN_CORE:-1}"
 
+if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
 perf/peers/install.sh goflow2 pmacct nfdump tools >&2
 command -v jq >/dev/null || { echo "perf-headline: jq is needed (apt-get install jq)" >&2; exit 1; }
 cargo build --release --locked --bin ferroflow >&2
@@ -67,6 +70,7 @@ for r in $(seq 1 "$REPEATS"); do
         done
     done
 done
+fi
 
 # medians per protocol and subject
 jq -s -r --arg repeats "$REPEATS" '
