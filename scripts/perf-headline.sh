@@ -8,7 +8,7 @@
 # aggregating collectors (pmacct) cannot fold repeated flows together; pmacct writes one JSON
 # line per flow (see docs/performance.md, "How each peer is configured and counted").
 #
-#   scripts/perf-headline.sh                       # everything (long: about an hour)
+#   scripts/perf-headline.sh                       # everything (long: two to three hours)
 #   PROTOCOLS="netflow5 ipfix" REPEATS=3 scripts/perf-headline.sh
 #
 # Environment: PROTOCOLS, SUBJECTS (ferroflow goflow2 pmacct nfcapd), REPEATS, DURATION

@@ -1,9 +1,10 @@
 //! Peer collectors run side by side with ferroflow on the same traffic: goflow2 (JSON lines to
-//! a file), pmacct's nfacctd / sfacctd (print plugin, CSV to a file) and nfdump's nfcapd /
+//! a file), pmacct's nfacctd / sfacctd (print plugin, JSON lines to a file) and nfdump's nfcapd /
 //! sfcapd (binary nfcapd files). `perf/peers/install.sh` installs them.
 //!
 //! What a peer "indexed" is counted from what it wrote, after it has been stopped (so every
-//! buffer is flushed): goflow2's lines; the sum of the `flows` counters of pmacct's JSON
+//! buffer is flushed; pmacct, which strands its last partial buffer, gets a flush from an
+//! exporter of its own first, see [`FLUSH_EXPORTER`]): goflow2's lines; the sum of the `flows` counters of pmacct's JSON
 //! lines (one line per flow with the key set used here and distinct generated flows; a line
 //! that merged several flows counts them all, and the merge is reported); nfdump's flow
 //! count of the files nfcapd wrote.
