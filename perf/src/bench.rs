@@ -475,7 +475,6 @@ fn monitor(
     }
 }
 
-/// Runs one trial at `rate` packets per second (None: unlimited).
 /// Sends [`peers::FLUSH_RECORDS`] flows of `gen`'s protocol from the flush exporter (an
 /// address none of the measured exporters has) and returns that address.
 fn send_flush(gen: &GenConfig, listen: SocketAddr) -> anyhow::Result<std::net::IpAddr> {
@@ -492,13 +491,20 @@ fn send_flush(gen: &GenConfig, listen: SocketAddr) -> anyhow::Result<std::net::I
     g.progress = None;
     g.stop = None;
     let from = generate::exporter_addr(listen, g.source_addrs, peers::FLUSH_EXPORTER).ip();
-    if from == generate::exporter_addr(listen, g.source_addrs, 0).ip() {
-        bail!("no address of its own for the flush exporter (target {listen})");
+    // exporter addresses wrap after 254: more measured exporters would share the address
+    if gen.exporters > peers::FLUSH_EXPORTER
+        || from == generate::exporter_addr(listen, g.source_addrs, 0).ip()
+    {
+        bail!(
+            "no address of its own for the flush exporter ({} exporters, target {listen})",
+            gen.exporters
+        );
     }
     generate::run(&g)?;
     Ok(from)
 }
 
+/// Runs one trial at `rate` packets per second (None: unlimited).
 pub fn run_trial(cfg: &BenchConfig, rate: Option<f64>) -> anyhow::Result<Trial> {
     let port = free_udp_port()?;
     let listen = SocketAddr::from(([127, 0, 0, 1], port));
