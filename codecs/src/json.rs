@@ -490,9 +490,16 @@ fn put_ipv4(out: &mut [u8], mut p: usize, o: [u8; 4]) -> usize {
 /// `"a.b.c.d"`, the quotes included.
 #[inline]
 fn write_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
-    let mut out = [0u8; 20];
+    write_quoted::<20>(buf, |out| put_ipv4(out, 1, o));
+}
+
+/// `"`, what `fill` writes from `out[1]` on (it returns the position after it), `"`: one
+/// fixed-size copy into `buf`.
+#[inline(always)]
+fn write_quoted<const N: usize>(buf: &mut Vec<u8>, fill: impl FnOnce(&mut [u8; N]) -> usize) {
+    let mut out = [0u8; N];
     out[0] = b'"';
-    let p = put_ipv4(&mut out, 1, o);
+    let p = fill(&mut out);
     out[p] = b'"';
     put_padded(buf, &out, p + 1);
 }
@@ -558,11 +565,7 @@ fn put_ipv6(out: &mut [u8], p: usize, a: &Ipv6Addr) -> usize {
 /// `"<ipv6>"`, the quotes included.
 #[inline]
 fn write_ipv6(buf: &mut Vec<u8>, a: &Ipv6Addr) {
-    let mut out = [0u8; 48];
-    out[0] = b'"';
-    let p = put_ipv6(&mut out, 1, a);
-    out[p] = b'"';
-    put_padded(buf, &out, p + 1);
+    write_quoted::<48>(buf, |out| put_ipv6(out, 1, a));
 }
 
 /// An address as its `Display` writes it, quoted.
@@ -807,12 +810,11 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
                 w.str_plain(key!("transport"), name);
             }
             w.key(key!("iana_number"));
-            let d = DEC[usize::from(p)];
-            let mut out = [b'"'; 5];
-            out[1..4].copy_from_slice(&d[..3]);
-            let n = usize::from(d[3]);
-            out[1 + n] = b'"';
-            put_padded(w.buf, &out, n + 2);
+            write_quoted::<5>(w.buf, |out| {
+                let d = DEC[usize::from(p)];
+                out[1..4].copy_from_slice(&d[..3]);
+                1 + usize::from(d[3])
+            });
         }
         let ipv = r.ip_version.or(match r.src_addr.or(r.dst_addr) {
             Some(IpAddr::V4(_)) => Some(4),
