@@ -453,15 +453,7 @@ impl Sink for EsSink {
     fn counters(&self) -> SinkCounters {
         let delivered = self.shared.delivered.load(Ordering::Relaxed);
         let failed = self.shared.failed.load(Ordering::Relaxed) + self.failed_local;
-        SinkCounters {
-            accepted: self.accepted,
-            delivered,
-            failed,
-            dropped: self.dropped,
-            in_flight: self
-                .accepted
-                .saturating_sub(delivered + failed + self.dropped),
-        }
+        SinkCounters::queued(self.accepted, delivered, failed, self.dropped)
     }
 
     fn drain_latencies(&mut self, f: &mut dyn FnMut(u64)) {

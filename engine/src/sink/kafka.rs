@@ -805,15 +805,7 @@ impl Sink for KafkaSink {
         let ctx = self.producer.context();
         let delivered = ctx.delivered.load(Ordering::Relaxed);
         let failed = ctx.failed.load(Ordering::Relaxed) + self.failed_local;
-        SinkCounters {
-            accepted: self.accepted,
-            delivered,
-            failed,
-            dropped: self.dropped,
-            in_flight: self
-                .accepted
-                .saturating_sub(delivered + failed + self.dropped),
-        }
+        SinkCounters::queued(self.accepted, delivered, failed, self.dropped)
     }
 
     fn drain_latencies(&mut self, f: &mut dyn FnMut(u64)) {

@@ -55,6 +55,20 @@ pub struct SinkCounters {
     pub in_flight: u64,
 }
 
+impl SinkCounters {
+    /// The counters of a sink that queues documents: what was accepted and is neither
+    /// delivered, failed nor dropped is in flight.
+    pub fn queued(accepted: u64, delivered: u64, failed: u64, dropped: u64) -> Self {
+        SinkCounters {
+            accepted,
+            delivered,
+            failed,
+            dropped,
+            in_flight: accepted.saturating_sub(delivered + failed + dropped),
+        }
+    }
+}
+
 /// A per-worker document sink.
 pub trait Sink: Send {
     /// Take one document (`doc`: one JSON object, no newline) of `record`, received at
