@@ -129,8 +129,7 @@ pub trait JsonKey {
 impl JsonKey for &str {
     #[inline]
     fn write_key(self, w: &mut JsonWriter<'_>) {
-        w.sep();
-        w.buf.push(b'"');
+        w.buf.extend_from_slice(b",\"");
         w.buf.extend_from_slice(self.as_bytes());
         w.buf.extend_from_slice(b"\":");
     }
@@ -139,20 +138,10 @@ impl JsonKey for &str {
 impl JsonKey for Key<'_> {
     #[inline]
     fn write_key(self, w: &mut JsonWriter<'_>) {
-        let bit = 1u32 << w.depth;
-        // the leading comma unless this is the first member
-        let skip = usize::from(w.has_member & bit == 0);
-        w.has_member |= bit;
-        let n = self.len.saturating_sub(skip);
-        match self
-            .text
-            .get(skip..)
-            .and_then(|t| t.first_chunk::<KEY_PAD>())
-        {
-            Some(chunk) if n <= KEY_PAD => put_padded(w.buf, chunk, n),
-            _ => w
-                .buf
-                .extend_from_slice(self.text.get(skip..self.len).unwrap_or_default()),
+        // always with the leading comma: the object's closing turns its first one into `{`
+        match self.text.first_chunk::<KEY_PAD>() {
+            Some(chunk) if self.len <= KEY_PAD => put_padded(w.buf, chunk, self.len),
+            _ => w.buf.extend_from_slice(self.as_bytes()),
         }
     }
 }
@@ -177,11 +166,20 @@ struct TimeCache {
     next: u8,
 }
 
-/// A streaming JSON writer over a `Vec<u8>`: tracks commas for up to 32 nesting levels.
+/// `JsonWriter::open_at` of an object whose bracket is written already (`begin_object_with`).
+const OPENED: usize = usize::MAX;
+
+/// A streaming JSON writer over a `Vec<u8>`, for up to 32 nesting levels.
+///
+/// Every member is written with a leading comma (`,"key":value`, array items `,value`), so a
+/// member costs no "is this the first?" test; opening an object only notes where its first
+/// member will start, and closing it turns that first comma into the `{` (or writes `{` when
+/// the object stayed empty).
 pub struct JsonWriter<'b> {
     buf: &'b mut Vec<u8>,
-    /// bit i set: the object/array at depth i already has a member
-    has_member: u32,
+    /// per open object/array (by depth): the position of its first member's comma, or
+    /// [`OPENED`]
+    open_at: [usize; 32],
     depth: u8,
     times: TimeCache,
 }
@@ -190,7 +188,7 @@ impl<'b> JsonWriter<'b> {
     pub fn new(buf: &'b mut Vec<u8>) -> Self {
         JsonWriter {
             buf,
-            has_member: 0,
+            open_at: [OPENED; 32],
             depth: 0,
             times: TimeCache {
                 ns: [0; 2],
@@ -203,12 +201,7 @@ impl<'b> JsonWriter<'b> {
 
     #[inline]
     fn sep(&mut self) {
-        let bit = 1u32 << self.depth;
-        if self.has_member & bit != 0 {
-            self.buf.push(b',');
-        } else {
-            self.has_member |= bit;
-        }
+        self.buf.push(b',');
     }
 
     #[inline]
@@ -216,51 +209,74 @@ impl<'b> JsonWriter<'b> {
         key.write_key(self);
     }
 
+    /// Open an object or array whose bracket is written when it closes.
     #[inline]
-    fn open(&mut self, c: u8) {
-        self.buf.push(c);
+    fn open(&mut self) {
         self.depth = (self.depth + 1).min(31);
-        self.has_member &= !(1u32 << self.depth);
+        self.open_at[usize::from(self.depth)] = self.buf.len();
+    }
+
+    /// Close the innermost object or array: its first member's comma becomes `open` (or
+    /// `open` is written when it has no member), then `close`.
+    #[inline]
+    fn close(&mut self, open: u8, close: u8) {
+        let at = self.open_at[usize::from(self.depth)];
+        self.depth = self.depth.saturating_sub(1);
+        if at != OPENED {
+            match self.buf.get_mut(at) {
+                Some(b) => {
+                    debug_assert_eq!(*b, b',');
+                    *b = open;
+                }
+                None => self.buf.push(open),
+            }
+        }
+        self.buf.push(close);
     }
 
     /// `{` of the document itself.
     pub fn begin(&mut self) {
-        self.open(b'{');
+        self.open();
     }
 
     /// `"key":{`
+    #[inline]
     pub fn begin_object(&mut self, key: impl JsonKey) {
         self.key(key);
-        self.open(b'{');
+        self.open();
     }
 
     /// `"key":{` followed by `members`, a non-empty run of members written as they are
     /// (`"a":1,"b":[2]`): static parts of a document in one copy.
     pub fn begin_object_with(&mut self, key: impl JsonKey, members: &str) {
         self.key(key);
-        self.open(b'{');
-        self.buf.extend_from_slice(members.as_bytes());
-        if !members.is_empty() {
-            self.has_member |= 1u32 << self.depth;
+        if members.is_empty() {
+            self.open();
+            return;
         }
+        self.buf.push(b'{');
+        self.buf.extend_from_slice(members.as_bytes());
+        self.depth = (self.depth + 1).min(31);
+        self.open_at[usize::from(self.depth)] = OPENED;
     }
 
     /// `"key":[`
+    #[inline]
     pub fn begin_array(&mut self, key: impl JsonKey) {
         self.key(key);
-        self.open(b'[');
+        self.open();
     }
 
     /// `}` (closes the innermost object).
+    #[inline]
     pub fn end_object(&mut self) {
-        self.depth = self.depth.saturating_sub(1);
-        self.buf.push(b'}');
+        self.close(b'{', b'}');
     }
 
     /// `]`
+    #[inline]
     pub fn end_array(&mut self) {
-        self.depth = self.depth.saturating_sub(1);
-        self.buf.push(b']');
+        self.close(b'[', b']');
     }
 
     #[inline]
