@@ -155,12 +155,15 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, chunk: &[u8; N], n: usize) {
 }
 
 /// Timestamps a document repeats (`@timestamp` is `event.end`, the raw start / end elements
-/// are `event.start` / `event.end`): the last two formatted, kept per document.
+/// are `event.start` / `event.end`, `flow.export_time` comes between them): the last three
+/// formatted, kept per document.
+const TIMES: usize = 3;
+
 #[derive(Clone, Copy)]
 struct TimeCache {
-    ns: [u64; 2],
-    text: [[u8; 32]; 2],
-    /// entries filled (0..=2)
+    ns: [u64; TIMES],
+    text: [[u8; 32]; TIMES],
+    /// entries filled (0..=TIMES)
     len: u8,
     /// the entry to replace next
     next: u8,
@@ -191,8 +194,8 @@ impl<'b> JsonWriter<'b> {
             open_at: [OPENED; 32],
             depth: 0,
             times: TimeCache {
-                ns: [0; 2],
-                text: [[0; 32]; 2],
+                ns: [0; TIMES],
+                text: [[0; 32]; TIMES],
                 len: 0,
                 next: 0,
             },
@@ -378,8 +381,8 @@ impl<'b> JsonWriter<'b> {
         let i = usize::from(c.next);
         c.ns[i] = ns;
         c.text[i] = text;
-        c.next ^= 1;
-        c.len = (c.len + 1).min(2);
+        c.next = (c.next + 1) % TIMES as u8;
+        c.len = (c.len + 1).min(TIMES as u8);
         text
     }
 
@@ -1282,11 +1285,12 @@ mod tests {
         }
 
         #[test]
-        fn time_cache_gives_the_same_text(a in 0u64..u64::MAX, b in 0u64..u64::MAX, c in 0u64..u64::MAX) {
+        fn time_cache_gives_the_same_text(a in 0u64..u64::MAX, b in 0u64..u64::MAX, c in 0u64..u64::MAX, d in 0u64..u64::MAX) {
             let mut cached = Vec::new();
             let mut w = JsonWriter::new(&mut cached);
             let mut plain = Vec::new();
-            for ns in [a, b, a, c, b, c, a, a] {
+            // more distinct values than the cache holds: entries are replaced
+            for ns in [a, b, a, c, b, d, c, a, d, b, a, a] {
                 w.time_ns("t", ns);
                 write_rfc3339(&mut plain, ns);
             }
