@@ -815,22 +815,18 @@ impl Slot {
     /// The unsigned value (1 to 8 bytes) when the slot is present.
     #[inline(always)]
     fn uint(self, d: &[u8]) -> Option<u64> {
-        let o = usize::from(self.off);
-        match self.len {
-            0 => None,
-            1 => d.get(o).map(|&b| u64::from(b)),
-            2 => d
-                .get(o..o + 2)
-                .map(|b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
-            4 => d
-                .get(o..o + 4)
-                .map(|b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
-            8 => d
-                .get(o..o + 8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes),
-            n => d.get(o..o + usize::from(n)).map(be_uint),
+        let (o, n) = (usize::from(self.off), usize::from(self.len));
+        if n == 0 {
+            return None;
         }
+        // while 8 bytes are left in the record: one 8-byte load and a shift, no dispatch on
+        // the length (a jump table per slot was a third of the decode time)
+        if n <= 8 {
+            if let Some(w) = d.get(o..o + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+                return Some(u64::from_be_bytes(w) >> (64 - 8 * n as u32));
+            }
+        }
+        d.get(o..o + n).map(be_uint)
     }
 
     /// The address (4 or 16 bytes) when the slot is present.
