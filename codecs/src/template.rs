@@ -655,6 +655,14 @@ fn first<T>(slot: &mut Option<T>, v: Option<T>) {
     }
 }
 
+/// Set `slot` when the field is there (a plan's value: nothing set it before).
+#[inline(always)]
+fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+    if v.is_some() {
+        *slot = v;
+    }
+}
+
 /// Addresses, when a template carries both IPv4 and IPv6 elements of one role: a specified
 /// address beats an unspecified one (exporters zero the unused family), then IPv4 beats IPv6
 /// (in SRv6 / IPv6-tunnel records the IPv4 elements are the inner flow, the IPv6 ones the
@@ -777,6 +785,8 @@ fn apply_field(setter: Setter, v: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill
 }
 
 /// Fill `rec` from one data record; returns the times and the record's own sampling values.
+/// `rec` is a fresh record (`FlowRecord::new` plus the header fields): none of the values a
+/// data record sets is there yet.
 ///
 /// Fixed-length templates go through their compiled [`Plan`]: the offset of every field the
 /// record reads is known, so a record is a fixed sequence of loads (a conditional per slot,
@@ -1096,54 +1106,56 @@ impl Plan {
         Some(p)
     }
 
-    /// Read one record (`d.len() >= self.len`).
+    /// Read one record (`d.len() >= self.len`) into a fresh `rec` (its flow fields `None`):
+    /// every value the plan reads is alone in its group, so it is set without the
+    /// "first one wins" test of the general path.
     #[inline]
     fn fill(&self, d: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill) {
-        first(&mut rec.bytes, self.bytes.uint(d));
-        first(&mut rec.packets, self.packets.uint(d));
+        set(&mut rec.bytes, self.bytes.uint(d));
+        set(&mut rec.packets, self.packets.uint(d));
         st.total_bytes = self.bytes_total.uint(d);
         st.total_packets = self.packets_total.uint(d);
         st.init_bytes = self.init_bytes.uint(d);
         st.init_packets = self.init_packets.uint(d);
-        first(&mut rec.reverse_bytes, self.reverse_bytes.uint(d));
-        first(&mut rec.reverse_packets, self.reverse_packets.uint(d));
+        set(&mut rec.reverse_bytes, self.reverse_bytes.uint(d));
+        set(&mut rec.reverse_packets, self.reverse_packets.uint(d));
         first(
             &mut rec.reverse_tcp_flags,
             self.reverse_tcp_flags.uint(d).map(|x| x as u16),
         );
-        pick_addr(&mut rec.src_addr, self.src_addr.ip(d));
-        pick_addr(&mut rec.dst_addr, self.dst_addr.ip(d));
-        first(&mut rec.src_port, self.src_port.uint(d).map(|x| x as u16));
-        first(&mut rec.dst_port, self.dst_port.uint(d).map(|x| x as u16));
-        first(&mut rec.ip_protocol, self.protocol.uint(d).map(|x| x as u8));
-        first(&mut rec.tos, self.tos.uint(d).map(|x| x as u8));
-        first(&mut rec.tcp_flags, self.tcp_flags.uint(d).map(|x| x as u16));
-        first(&mut rec.in_if, self.in_if.uint(d).map(|x| x as u32));
-        first(&mut rec.out_if, self.out_if.uint(d).map(|x| x as u32));
-        first(&mut rec.src_as, self.src_as.uint(d).map(|x| x as u32));
-        first(&mut rec.dst_as, self.dst_as.uint(d).map(|x| x as u32));
-        first(&mut rec.src_mask, self.src_mask.uint(d).map(|x| x as u8));
-        first(&mut rec.dst_mask, self.dst_mask.uint(d).map(|x| x as u8));
-        pick_addr(&mut rec.next_hop, self.next_hop.ip(d));
-        pick_addr(&mut rec.bgp_next_hop, self.bgp_next_hop.ip(d));
-        first(&mut rec.src_mac, self.src_mac.mac(d));
-        first(&mut rec.dst_mac, self.dst_mac.mac(d));
-        first(&mut rec.vlan, self.vlan.uint(d).map(|x| x as u16));
+        set(&mut rec.src_addr, self.src_addr.ip(d));
+        set(&mut rec.dst_addr, self.dst_addr.ip(d));
+        set(&mut rec.src_port, self.src_port.uint(d).map(|x| x as u16));
+        set(&mut rec.dst_port, self.dst_port.uint(d).map(|x| x as u16));
+        set(&mut rec.ip_protocol, self.protocol.uint(d).map(|x| x as u8));
+        set(&mut rec.tos, self.tos.uint(d).map(|x| x as u8));
+        set(&mut rec.tcp_flags, self.tcp_flags.uint(d).map(|x| x as u16));
+        set(&mut rec.in_if, self.in_if.uint(d).map(|x| x as u32));
+        set(&mut rec.out_if, self.out_if.uint(d).map(|x| x as u32));
+        set(&mut rec.src_as, self.src_as.uint(d).map(|x| x as u32));
+        set(&mut rec.dst_as, self.dst_as.uint(d).map(|x| x as u32));
+        set(&mut rec.src_mask, self.src_mask.uint(d).map(|x| x as u8));
+        set(&mut rec.dst_mask, self.dst_mask.uint(d).map(|x| x as u8));
+        set(&mut rec.next_hop, self.next_hop.ip(d));
+        set(&mut rec.bgp_next_hop, self.bgp_next_hop.ip(d));
+        set(&mut rec.src_mac, self.src_mac.mac(d));
+        set(&mut rec.dst_mac, self.dst_mac.mac(d));
+        set(&mut rec.vlan, self.vlan.uint(d).map(|x| x as u16));
         first(
             &mut rec.ip_version,
             self.ip_version.uint(d).map(|x| x as u8),
         );
-        first(&mut rec.direction, self.direction.uint(d).map(|x| x as u8));
+        set(&mut rec.direction, self.direction.uint(d).map(|x| x as u8));
         first(
             &mut rec.flow_end_reason,
             self.end_reason.uint(d).map(|x| x as u8),
         );
         if let Some(x) = self.icmp_type_code.uint(d) {
-            first(&mut rec.icmp_type, Some((x >> 8) as u8));
-            first(&mut rec.icmp_code, Some(x as u8));
+            set(&mut rec.icmp_type, Some((x >> 8) as u8));
+            set(&mut rec.icmp_code, Some(x as u8));
         }
-        first(&mut rec.icmp_type, self.icmp_type.uint(d).map(|x| x as u8));
-        first(&mut rec.icmp_code, self.icmp_code.uint(d).map(|x| x as u8));
+        set(&mut rec.icmp_type, self.icmp_type.uint(d).map(|x| x as u8));
+        set(&mut rec.icmp_code, self.icmp_code.uint(d).map(|x| x as u8));
         st.t.start_uptime_ms = self.start_uptime.uint(d);
         st.t.end_uptime_ms = self.end_uptime.uint(d);
         st.t.start_abs_ns = self.start_unit.to_ns(self.start_abs.uint(d));
@@ -1545,9 +1557,13 @@ mod tests {
             let data = &bytes[..t.fixed_len.unwrap()];
             let exporter = "127.0.0.1:1".parse().unwrap();
             let mut a = FlowRecord::new(FlowProtocol::Ipfix, exporter);
+            // what the decoder sets before: the header's fields (fill_record's contract: the
+            // values a data record sets are not there yet)
             if preset {
-                a.bytes = Some(7);
-                a.src_addr = Some("0.0.0.0".parse().unwrap());
+                a.export_time_ns = Some(7);
+                a.sequence = Some(8);
+                a.domain = Some(9);
+                a.template_id = Some(256);
             }
             let mut b = a;
             let (ta, oa) = fill_record(&t, data, &mut a);
