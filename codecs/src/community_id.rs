@@ -168,75 +168,106 @@ mod tests {
         );
     }
 
-    fn icmp(s: &str, d: &str, p: u8, t: u8, c: u8) -> String {
-        let mut out = [0u8; 33];
-        let n = v1(
-            s.parse().unwrap(),
-            d.parse().unwrap(),
-            None,
-            None,
-            p,
-            Some(t),
-            Some(c),
-            &mut out,
-        );
-        String::from_utf8(out[..n].to_vec()).unwrap()
-    }
-
     // Computed by the reference Python implementation (PyPI `communityid` 1.5, corelight):
-    // IPv4 and IPv6, both directions, equal addresses, ICMP two-way and one-way types.
+    // IPv4 and IPv6, both directions, equal addresses, SCTP, ICMP two-way and one-way types.
+    /// (source, destination, protocol, ports or ICMP type and code, id)
+    type Vector = (&'static str, &'static str, u8, (u16, u16), &'static str);
+
+    const REFERENCE: &[Vector] = &[
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            6,
+            (1234, 80),
+            "1:LzRJKgjvUJlC/VQLtISlfACcEzA=",
+        ),
+        (
+            "172.16.32.201",
+            "172.16.32.100",
+            17,
+            (46086, 53),
+            "1:3NQ+f2IICsvUP3F8oQM9Js9FO6Q=",
+        ),
+        (
+            "2001:db8::1",
+            "2001:db8::2",
+            6,
+            (443, 51000),
+            "1:2TiKiiiSIuDma9IxOEOpx4wCXWM=",
+        ),
+        (
+            "fe80::1",
+            "fe80::1",
+            17,
+            (5000, 4000),
+            "1:SKiIlqQiIu3hIO6W1nIEGcZpp/I=",
+        ),
+        (
+            "192.0.2.7",
+            "192.0.2.3",
+            132,
+            (38412, 38412),
+            "1:wyw7EcpArXO5sZZ411VucLdSBhs=",
+        ),
+        (
+            "192.168.0.89",
+            "192.168.0.1",
+            1,
+            (8, 0),
+            "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=",
+        ),
+        (
+            "192.168.0.1",
+            "192.168.0.89",
+            1,
+            (0, 0),
+            "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=",
+        ),
+        (
+            "10.0.0.1",
+            "10.0.0.2",
+            1,
+            (3, 1),
+            "1:gkoOC4ouXvyYq0Ek/WqwbLoqcxM=",
+        ),
+        (
+            "fe80::200:86ff:fe05:80da",
+            "fe80::260:97ff:fe07:69ea",
+            58,
+            (135, 0),
+            "1:dGHyGvjMfljg6Bppwm3bg0LO8TY=",
+        ),
+        (
+            "2001:db8::9",
+            "2001:db8::1",
+            58,
+            (1, 4),
+            "1:ASui7IJLN62GLqSkUY/QjGQPoxA=",
+        ),
+    ];
+
     #[test]
     fn reference_implementation_vectors() {
-        let cases = [
-            (
-                id("10.0.0.1", "10.0.0.2", 1234, 80, 6),
-                "1:LzRJKgjvUJlC/VQLtISlfACcEzA=",
-            ),
-            (
-                id("172.16.32.201", "172.16.32.100", 46086, 53, 17),
-                "1:3NQ+f2IICsvUP3F8oQM9Js9FO6Q=",
-            ),
-            (
-                id("2001:db8::1", "2001:db8::2", 443, 51000, 6),
-                "1:2TiKiiiSIuDma9IxOEOpx4wCXWM=",
-            ),
-            (
-                id("fe80::1", "fe80::1", 5000, 4000, 17),
-                "1:SKiIlqQiIu3hIO6W1nIEGcZpp/I=",
-            ),
-            (
-                id("192.0.2.7", "192.0.2.3", 38412, 38412, 132),
-                "1:wyw7EcpArXO5sZZ411VucLdSBhs=",
-            ),
-            (
-                icmp("192.168.0.89", "192.168.0.1", 1, 8, 0),
-                "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=",
-            ),
-            (
-                icmp("192.168.0.1", "192.168.0.89", 1, 0, 0),
-                "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=",
-            ),
-            (
-                icmp("10.0.0.1", "10.0.0.2", 1, 3, 1),
-                "1:gkoOC4ouXvyYq0Ek/WqwbLoqcxM=",
-            ),
-            (
-                icmp(
-                    "fe80::200:86ff:fe05:80da",
-                    "fe80::260:97ff:fe07:69ea",
-                    58,
-                    135,
-                    0,
-                ),
-                "1:dGHyGvjMfljg6Bppwm3bg0LO8TY=",
-            ),
-            (
-                icmp("2001:db8::9", "2001:db8::1", 58, 1, 4),
-                "1:ASui7IJLN62GLqSkUY/QjGQPoxA=",
-            ),
-        ];
-        for (got, want) in cases {
-            assert_eq!(got, want);
+        for &(s, d, p, (a, b), want) in REFERENCE {
+            let got = if p == 1 || p == 58 {
+                // ICMP: type and code, no ports
+                let mut out = [0u8; 33];
+                let (src, dst) = (s.parse().unwrap(), d.parse().unwrap());
+                let n = v1(
+                    src,
+                    dst,
+                    None,
+                    None,
+                    p,
+                    Some(a as u8),
+                    Some(b as u8),
+                    &mut out,
+                );
+                String::from_utf8(out[..n].to_vec()).unwrap()
+            } else {
+                id(s, d, a, b, p)
+            };
+            assert_eq!(got, want, "{s} -> {d} proto {p}");
         }
     }
 }
