@@ -154,11 +154,12 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, chunk: &[u8; N], n: usize) {
     buf.truncate(end);
 }
 
+/// Entries of the per-document [`TimeCache`].
+const TIMES: usize = 3;
+
 /// Timestamps a document repeats (`@timestamp` is `event.end`, the raw start / end elements
 /// are `event.start` / `event.end`, `flow.export_time` comes between them): the last three
 /// formatted, kept per document.
-const TIMES: usize = 3;
-
 #[derive(Clone, Copy)]
 struct TimeCache {
     ns: [u64; TIMES],
