@@ -1119,7 +1119,7 @@ impl Plan {
         st.init_packets = self.init_packets.uint(d);
         set(&mut rec.reverse_bytes, self.reverse_bytes.uint(d));
         set(&mut rec.reverse_packets, self.reverse_packets.uint(d));
-        first(
+        set(
             &mut rec.reverse_tcp_flags,
             self.reverse_tcp_flags.uint(d).map(|x| x as u16),
         );
@@ -1141,12 +1141,12 @@ impl Plan {
         set(&mut rec.src_mac, self.src_mac.mac(d));
         set(&mut rec.dst_mac, self.dst_mac.mac(d));
         set(&mut rec.vlan, self.vlan.uint(d).map(|x| x as u16));
-        first(
+        set(
             &mut rec.ip_version,
             self.ip_version.uint(d).map(|x| x as u8),
         );
         set(&mut rec.direction, self.direction.uint(d).map(|x| x as u8));
-        first(
+        set(
             &mut rec.flow_end_reason,
             self.end_reason.uint(d).map(|x| x as u8),
         );
