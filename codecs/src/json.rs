@@ -216,8 +216,14 @@ impl<'b> JsonWriter<'b> {
     /// Open an object or array whose bracket is written when it closes.
     #[inline]
     fn open(&mut self) {
+        self.push_level(self.buf.len());
+    }
+
+    /// One level deeper; `at`: its [`JsonWriter::open_at`].
+    #[inline]
+    fn push_level(&mut self, at: usize) {
         self.depth = (self.depth + 1).min(31);
-        self.open_at[usize::from(self.depth)] = self.buf.len();
+        self.open_at[usize::from(self.depth)] = at;
     }
 
     /// Close the innermost object or array: its first member's comma becomes `open` (or
@@ -260,8 +266,7 @@ impl<'b> JsonWriter<'b> {
         }
         self.buf.push(b'{');
         self.buf.extend_from_slice(members.as_bytes());
-        self.depth = (self.depth + 1).min(31);
-        self.open_at[usize::from(self.depth)] = OPENED;
+        self.push_level(OPENED);
     }
 
     /// `"key":[`
