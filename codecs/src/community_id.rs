@@ -140,18 +140,18 @@ fn base64(input: &[u8; 20], out: &mut [u8]) -> usize {
 mod tests {
     use super::*;
 
-    fn id(s: &str, d: &str, sp: u16, dp: u16, p: u8) -> String {
+    /// The id of `s` -> `d`, protocol `p`; `(a, b)` are the ports, or for ICMP and ICMPv6 the
+    /// type and code.
+    fn cid(s: &str, d: &str, p: u8, (a, b): (u16, u16)) -> String {
+        let icmp = p == 1 || p == 58;
+        let (ports, tc) = if icmp {
+            ((None, None), (Some(a as u8), Some(b as u8)))
+        } else {
+            ((Some(a), Some(b)), (None, None))
+        };
         let mut out = [0u8; 33];
-        let n = v1(
-            s.parse().unwrap(),
-            d.parse().unwrap(),
-            Some(sp),
-            Some(dp),
-            p,
-            None,
-            None,
-            &mut out,
-        );
+        let (src, dst) = (s.parse().unwrap(), d.parse().unwrap());
+        let n = v1(src, dst, ports.0, ports.1, p, tc.0, tc.1, &mut out);
         String::from_utf8(out[..n].to_vec()).unwrap()
     }
 
@@ -159,11 +159,11 @@ mod tests {
     #[test]
     fn spec_vectors() {
         assert_eq!(
-            id("128.232.110.120", "66.35.250.204", 34855, 80, 6),
+            cid("128.232.110.120", "66.35.250.204", 6, (34855, 80)),
             "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
         );
         assert_eq!(
-            id("66.35.250.204", "128.232.110.120", 80, 34855, 6),
+            cid("66.35.250.204", "128.232.110.120", 6, (80, 34855)),
             "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
         );
     }
@@ -248,25 +248,8 @@ mod tests {
 
     #[test]
     fn reference_implementation_vectors() {
-        for &(s, d, p, (a, b), want) in REFERENCE {
-            let got = if p == 1 || p == 58 {
-                // ICMP: type and code, no ports
-                let mut out = [0u8; 33];
-                let (src, dst) = (s.parse().unwrap(), d.parse().unwrap());
-                let n = v1(
-                    src,
-                    dst,
-                    None,
-                    None,
-                    p,
-                    Some(a as u8),
-                    Some(b as u8),
-                    &mut out,
-                );
-                String::from_utf8(out[..n].to_vec()).unwrap()
-            } else {
-                id(s, d, a, b, p)
-            };
+        for &(s, d, p, ports, want) in REFERENCE {
+            let got = cid(s, d, p, ports);
             assert_eq!(got, want, "{s} -> {d} proto {p}");
         }
     }
