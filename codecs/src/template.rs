@@ -385,6 +385,14 @@ impl Template {
         })
     }
 
+    /// Whether [`fill_record`] assigns every value a record of this template can set, so one
+    /// `FlowRecord` can be filled again for each record of a data set instead of built anew:
+    /// a fixed-length template whose every field goes through its plan.
+    #[inline]
+    pub fn refills_record(&self) -> bool {
+        self.plan.as_ref().is_some_and(|p| p.rest.is_empty())
+    }
+
     /// Split a data set body into records. Trailing bytes shorter than the minimal record are
     /// padding (RFC 7011 3.3.1); a variable-length field that overruns the set is an error and
     /// ends the iteration.
@@ -393,6 +401,7 @@ impl Template {
             tpl: self,
             body,
             pos: 0,
+            start: 0,
             done: false,
         }
     }
@@ -445,7 +454,17 @@ pub struct Records<'a> {
     tpl: &'a Template,
     body: &'a [u8],
     pos: usize,
+    /// where the record last returned starts
+    start: usize,
     done: bool,
+}
+
+impl<'a> Records<'a> {
+    /// The set's bytes from the start of the record last returned to the end of the set.
+    #[inline]
+    pub fn tail(&self) -> &'a [u8] {
+        self.body.get(self.start..).unwrap_or(&[])
+    }
 }
 
 impl<'a> Iterator for Records<'a> {
@@ -498,6 +517,7 @@ impl<'a> Iterator for Records<'a> {
             }
         };
         let rec = &self.body[self.pos..self.pos + len];
+        self.start = self.pos;
         self.pos += len;
         Some(Ok(rec))
     }
@@ -621,6 +641,14 @@ pub fn read_options(tpl: &Template, data: &[u8]) -> OptionValues {
     o
 }
 
+/// What a flow record's own sampling elements say: the 1-in-N rate
+/// ([`OptionValues::rate`]) and the sampler they name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordSampling {
+    pub rate: Option<u64>,
+    pub sampler_id: Option<u64>,
+}
+
 /// Times read from a record, resolved by the decoder (which knows the header and the
 /// exporter's systemInitTime).
 #[derive(Debug, Clone, Copy, Default)]
@@ -655,14 +683,6 @@ fn first<T>(slot: &mut Option<T>, v: Option<T>) {
     }
 }
 
-/// Set `slot` when the field is there (a plan's value: nothing set it before).
-#[inline(always)]
-fn set<T>(slot: &mut Option<T>, v: Option<T>) {
-    if v.is_some() {
-        *slot = v;
-    }
-}
-
 /// Addresses, when a template carries both IPv4 and IPv6 elements of one role: a specified
 /// address beats an unspecified one (exporters zero the unused family), then IPv4 beats IPv6
 /// (in SRv6 / IPv6-tunnel records the IPv4 elements are the inner flow, the IPv6 ones the
@@ -687,11 +707,13 @@ fn mac_of(v: &[u8]) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
-/// What the fields of one record set besides `rec`: times, sampling values, fallback counts.
+/// What the fields of one record set besides `rec`: times, sampling values (`None` when the
+/// record has no sampling element, which keeps them out of the per-record work), fallback
+/// counts.
 #[derive(Default)]
 struct Fill {
     t: RecordTimes,
-    o: OptionValues,
+    o: Option<OptionValues>,
     total_bytes: Option<u64>,
     total_packets: Option<u64>,
     init_bytes: Option<u64>,
@@ -712,7 +734,7 @@ fn apply_field(setter: Setter, v: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill
             Option::None
         }
     };
-    let (t, o) = (&mut st.t, &mut st.o);
+    let t = &mut st.t;
     match setter {
         None => {}
         Bytes => first(&mut rec.bytes, n()),
@@ -771,22 +793,39 @@ fn apply_field(setter: Setter, v: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill
         EndMicros | EndNanos => t.end_abs_ns = n().and_then(ntp_to_ns),
         StartDeltaMicros => t.start_delta_us = n(),
         EndDeltaMicros => t.end_delta_us = n(),
-        SamplingInterval => o.sampling_interval = n(),
-        SamplingAlgorithm => o.sampling_algorithm = n(),
-        SamplerId => o.sampler_id = n(),
-        SamplerRandomInterval => o.sampler_random_interval = n(),
-        SelectorAlgorithm => o.selector_algorithm = n(),
-        SamplingPacketInterval => o.packet_interval = n(),
-        SamplingPacketSpace => o.packet_space = n(),
-        SamplingSize => o.sampling_size = n(),
-        SamplingPopulation => o.sampling_population = n(),
-        SystemInitTime => o.system_init_ms = n(),
+        SamplingInterval
+        | SamplingAlgorithm
+        | SamplerId
+        | SamplerRandomInterval
+        | SelectorAlgorithm
+        | SamplingPacketInterval
+        | SamplingPacketSpace
+        | SamplingSize
+        | SamplingPopulation
+        | SystemInitTime => {
+            let o = st.o.get_or_insert_with(OptionValues::default);
+            let slot = match setter {
+                SamplingInterval => &mut o.sampling_interval,
+                SamplingAlgorithm => &mut o.sampling_algorithm,
+                SamplerId => &mut o.sampler_id,
+                SamplerRandomInterval => &mut o.sampler_random_interval,
+                SelectorAlgorithm => &mut o.selector_algorithm,
+                SamplingPacketInterval => &mut o.packet_interval,
+                SamplingPacketSpace => &mut o.packet_space,
+                SamplingSize => &mut o.sampling_size,
+                SamplingPopulation => &mut o.sampling_population,
+                _ => &mut o.system_init_ms,
+            };
+            *slot = n();
+        }
     }
 }
 
 /// Fill `rec` from one data record; returns the times and the record's own sampling values.
 /// `rec` is a fresh record (`FlowRecord::new` plus the header fields): none of the values a
-/// data record sets is there yet.
+/// data record sets is there yet. When [`Template::refills_record`] holds, `rec` may also be
+/// the record this function last filled from a record of the same template: every value a
+/// record of it can set is then assigned again.
 ///
 /// Fixed-length templates go through their compiled [`Plan`]: the offset of every field the
 /// record reads is known, so a record is a fixed sequence of loads (a conditional per slot,
@@ -797,12 +836,31 @@ pub fn fill_record(
     tpl: &Template,
     data: &[u8],
     rec: &mut FlowRecord<'_>,
-) -> (RecordTimes, OptionValues) {
-    let mut st = Fill::default();
-    match &tpl.plan {
-        Some(p) if data.len() >= usize::from(p.len) => p.fill(data, rec, &mut st),
-        _ => tpl.for_each_field(data, |spec, v| apply_field(spec.setter, v, rec, &mut st)),
-    }
+) -> (RecordTimes, RecordSampling) {
+    fill_record_in(tpl, data, data, rec)
+}
+
+/// [`fill_record`] of the record `data` that starts `tail`, the rest of its data set
+/// ([`Records::tail`]): a fixed-length record followed by 8 more bytes is read in place.
+#[inline]
+pub fn fill_record_in(
+    tpl: &Template,
+    data: &[u8],
+    tail: &[u8],
+    rec: &mut FlowRecord<'_>,
+) -> (RecordTimes, RecordSampling) {
+    let st = match &tpl.plan {
+        Some(p) if data.len() >= usize::from(p.len) => {
+            // `data` starts `tail` (the same bytes, not an equal copy)
+            let starts = tail.len() >= data.len() && std::ptr::eq(tail.as_ptr(), data.as_ptr());
+            p.fill(if starts { tail } else { data }, rec)
+        }
+        _ => {
+            let mut st = Fill::default();
+            tpl.for_each_field(data, |spec, v| apply_field(spec.setter, v, rec, &mut st));
+            st
+        }
+    };
     // delta count, else total count (IE 85/86), else NSEL initiator count
     if rec.bytes.is_none() {
         rec.bytes = st.total_bytes.or(st.init_bytes);
@@ -810,44 +868,72 @@ pub fn fill_record(
     if rec.packets.is_none() {
         rec.packets = st.total_packets.or(st.init_packets);
     }
-    (st.t, st.o)
+    let sampling =
+        st.o.as_ref()
+            .map_or(RecordSampling::default(), |o| RecordSampling {
+                rate: o.rate(),
+                sampler_id: o.sampler_id,
+            });
+    (st.t, sampling)
 }
 
 /// Where a field of a fixed-length template sits in every record. `len` 0: not in the
 /// template.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
     off: u16,
     len: u8,
+    /// `64 - 8 * len` for a 1- to 8-byte field, else 64: an unsigned value is the 8 bytes at
+    /// `off` shifted right by this, and 64 says there is none (one test, not two)
+    shift: u8,
+}
+
+/// Longest record a plan reads. A record is read in place when 8 bytes of its set follow it
+/// (every record of a data set but the last); else it is first copied into a buffer of
+/// `PLAN_BUF` bytes, so every slot's 8-byte load stays inside what it reads.
+const PLAN_MAX_LEN: usize = 496;
+const PLAN_BUF: usize = PLAN_MAX_LEN + 8;
+
+impl Default for Slot {
+    /// Not in the template.
+    fn default() -> Slot {
+        Slot::new(0, 0)
+    }
 }
 
 impl Slot {
-    /// The unsigned value (1 to 8 bytes) when the slot is present.
+    fn new(off: u16, len: u16) -> Slot {
+        let len = u8::try_from(len).unwrap_or(0);
+        let shift = if (1..=8).contains(&len) {
+            64 - 8 * len
+        } else {
+            64
+        };
+        Slot { off, len, shift }
+    }
+
+    /// The unsigned value (1 to 8 bytes) when the slot is present: one 8-byte load and a
+    /// shift, no dispatch on the length (a jump table per slot was a third of the decode time).
+    /// `b` holds the record and at least 8 bytes after it.
     #[inline(always)]
-    fn uint(self, d: &[u8]) -> Option<u64> {
-        let (o, n) = (usize::from(self.off), usize::from(self.len));
-        if n == 0 {
+    fn uint(self, b: &[u8]) -> Option<u64> {
+        if self.shift >= 64 {
             return None;
         }
-        // while 8 bytes are left in the record: one 8-byte load and a shift, no dispatch on
-        // the length (a jump table per slot was a third of the decode time)
-        if n <= 8 {
-            if let Some(w) = d.get(o..o + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-                return Some(u64::from_be_bytes(w) >> (64 - 8 * n as u32));
-            }
-        }
-        d.get(o..o + n).map(be_uint)
+        let o = usize::from(self.off);
+        let w = <[u8; 8]>::try_from(b.get(o..o + 8)?).ok()?;
+        Some(u64::from_be_bytes(w) >> self.shift)
     }
 
     /// The address (4 or 16 bytes) when the slot is present.
     #[inline(always)]
-    fn ip(self, d: &[u8]) -> Option<IpAddr> {
+    fn ip(self, b: &[u8]) -> Option<IpAddr> {
         let o = usize::from(self.off);
         match self.len {
-            4 => d
+            4 => b
                 .get(o..o + 4)
                 .map(|b| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
-            16 => d
+            16 => b
                 .get(o..o + 16)
                 .and_then(|b| <[u8; 16]>::try_from(b).ok())
                 .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
@@ -857,13 +943,22 @@ impl Slot {
 
     /// The MAC address (6 bytes) when the slot is present.
     #[inline(always)]
-    fn mac(self, d: &[u8]) -> Option<[u8; 6]> {
+    fn mac(self, b: &[u8]) -> Option<[u8; 6]> {
         let o = usize::from(self.off);
         match self.len {
-            6 => d.get(o..o + 6).and_then(|b| b.try_into().ok()),
+            6 => b.get(o..o + 6).and_then(|b| b.try_into().ok()),
             _ => None,
         }
     }
+}
+
+/// A record copied into a zeroed buffer of `PLAN_BUF` bytes.
+fn padded(r: &[u8]) -> [u8; PLAN_BUF] {
+    let mut b = [0u8; PLAN_BUF];
+    if let Some(to) = b.get_mut(..r.len()) {
+        to.copy_from_slice(r);
+    }
+    b
 }
 
 /// Unit of an absolute start / end time element.
@@ -994,6 +1089,9 @@ impl Plan {
     /// The plan of a template whose fields all have a fixed length (offsets below 64 KiB).
     fn build(fields: &[FieldSpec], len: usize) -> Option<Plan> {
         use Setter::*;
+        if len > PLAN_MAX_LEN {
+            return Option::None;
+        }
         let len = u16::try_from(len).ok()?;
         let mut count = [0u16; GROUPS];
         let (mut icmp_tc, mut icmp_t, mut icmp_c) = (0, 0, 0);
@@ -1015,10 +1113,7 @@ impl Plan {
         let mut off = 0u16;
         for f in fields {
             let flen = f.len;
-            let slot = Slot {
-                off,
-                len: u8::try_from(flen).unwrap_or(0),
-            };
+            let slot = Slot::new(off, flen);
             off = off.checked_add(flen)?;
             if f.setter == None {
                 continue;
@@ -1106,68 +1201,79 @@ impl Plan {
         Some(p)
     }
 
-    /// Read one record (`d.len() >= self.len`) into a fresh `rec` (its flow fields `None`):
-    /// every value the plan reads is alone in its group, so it is set without the
-    /// "first one wins" test of the general path.
+    /// Read one record (`data.len() >= self.len`; `data` may go on past the record, to the
+    /// end of its set) into `rec`: every value the plan can read is
+    /// assigned, `None` when the template lacks it, so `rec` may be fresh or the record this
+    /// plan filled last. Every value the plan reads is alone in its group, so it is assigned
+    /// without the "first one wins" test of the general path (the `rest` fields after it use
+    /// that test, so with a `rest` the record must be fresh).
     #[inline]
-    fn fill(&self, d: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill) {
-        set(&mut rec.bytes, self.bytes.uint(d));
-        set(&mut rec.packets, self.packets.uint(d));
-        st.total_bytes = self.bytes_total.uint(d);
-        st.total_packets = self.packets_total.uint(d);
-        st.init_bytes = self.init_bytes.uint(d);
-        st.init_packets = self.init_packets.uint(d);
-        set(&mut rec.reverse_bytes, self.reverse_bytes.uint(d));
-        set(&mut rec.reverse_packets, self.reverse_packets.uint(d));
-        set(
-            &mut rec.reverse_tcp_flags,
-            self.reverse_tcp_flags.uint(d).map(|x| x as u16),
-        );
-        set(&mut rec.src_addr, self.src_addr.ip(d));
-        set(&mut rec.dst_addr, self.dst_addr.ip(d));
-        set(&mut rec.src_port, self.src_port.uint(d).map(|x| x as u16));
-        set(&mut rec.dst_port, self.dst_port.uint(d).map(|x| x as u16));
-        set(&mut rec.ip_protocol, self.protocol.uint(d).map(|x| x as u8));
-        set(&mut rec.tos, self.tos.uint(d).map(|x| x as u8));
-        set(&mut rec.tcp_flags, self.tcp_flags.uint(d).map(|x| x as u16));
-        set(&mut rec.in_if, self.in_if.uint(d).map(|x| x as u32));
-        set(&mut rec.out_if, self.out_if.uint(d).map(|x| x as u32));
-        set(&mut rec.src_as, self.src_as.uint(d).map(|x| x as u32));
-        set(&mut rec.dst_as, self.dst_as.uint(d).map(|x| x as u32));
-        set(&mut rec.src_mask, self.src_mask.uint(d).map(|x| x as u8));
-        set(&mut rec.dst_mask, self.dst_mask.uint(d).map(|x| x as u8));
-        set(&mut rec.next_hop, self.next_hop.ip(d));
-        set(&mut rec.bgp_next_hop, self.bgp_next_hop.ip(d));
-        set(&mut rec.src_mac, self.src_mac.mac(d));
-        set(&mut rec.dst_mac, self.dst_mac.mac(d));
-        set(&mut rec.vlan, self.vlan.uint(d).map(|x| x as u16));
-        set(
-            &mut rec.ip_version,
-            self.ip_version.uint(d).map(|x| x as u8),
-        );
-        set(&mut rec.direction, self.direction.uint(d).map(|x| x as u8));
-        set(
-            &mut rec.flow_end_reason,
-            self.end_reason.uint(d).map(|x| x as u8),
-        );
-        if let Some(x) = self.icmp_type_code.uint(d) {
-            set(&mut rec.icmp_type, Some((x >> 8) as u8));
-            set(&mut rec.icmp_code, Some(x as u8));
-        }
-        set(&mut rec.icmp_type, self.icmp_type.uint(d).map(|x| x as u8));
-        set(&mut rec.icmp_code, self.icmp_code.uint(d).map(|x| x as u8));
-        st.t.start_uptime_ms = self.start_uptime.uint(d);
-        st.t.end_uptime_ms = self.end_uptime.uint(d);
-        st.t.start_abs_ns = self.start_unit.to_ns(self.start_abs.uint(d));
-        st.t.end_abs_ns = self.end_unit.to_ns(self.end_abs.uint(d));
-        st.t.start_delta_us = self.start_delta.uint(d);
-        st.t.end_delta_us = self.end_delta.uint(d);
+    fn fill(&self, data: &[u8], rec: &mut FlowRecord<'_>) -> Fill {
+        let n = usize::from(self.len);
+        let copy: [u8; PLAN_BUF];
+        let d = if data.len() >= n + 8 {
+            data
+        } else {
+            copy = padded(&data[..n.min(data.len())]);
+            &copy
+        };
+        rec.bytes = self.bytes.uint(d);
+        rec.packets = self.packets.uint(d);
+        rec.reverse_bytes = self.reverse_bytes.uint(d);
+        rec.reverse_packets = self.reverse_packets.uint(d);
+        rec.reverse_tcp_flags = self.reverse_tcp_flags.uint(d).map(|x| x as u16);
+        rec.src_addr = self.src_addr.ip(d);
+        rec.dst_addr = self.dst_addr.ip(d);
+        rec.src_port = self.src_port.uint(d).map(|x| x as u16);
+        rec.dst_port = self.dst_port.uint(d).map(|x| x as u16);
+        rec.ip_protocol = self.protocol.uint(d).map(|x| x as u8);
+        rec.tos = self.tos.uint(d).map(|x| x as u8);
+        rec.tcp_flags = self.tcp_flags.uint(d).map(|x| x as u16);
+        rec.in_if = self.in_if.uint(d).map(|x| x as u32);
+        rec.out_if = self.out_if.uint(d).map(|x| x as u32);
+        rec.src_as = self.src_as.uint(d).map(|x| x as u32);
+        rec.dst_as = self.dst_as.uint(d).map(|x| x as u32);
+        rec.src_mask = self.src_mask.uint(d).map(|x| x as u8);
+        rec.dst_mask = self.dst_mask.uint(d).map(|x| x as u8);
+        rec.next_hop = self.next_hop.ip(d);
+        rec.bgp_next_hop = self.bgp_next_hop.ip(d);
+        rec.src_mac = self.src_mac.mac(d);
+        rec.dst_mac = self.dst_mac.mac(d);
+        rec.vlan = self.vlan.uint(d).map(|x| x as u16);
+        rec.ip_version = self.ip_version.uint(d).map(|x| x as u8);
+        rec.direction = self.direction.uint(d).map(|x| x as u8);
+        rec.flow_end_reason = self.end_reason.uint(d).map(|x| x as u8);
+        // the combined element is in the plan only when neither of the separate ones is
+        let tc = self.icmp_type_code.uint(d);
+        rec.icmp_type = tc
+            .map(|x| (x >> 8) as u8)
+            .or(self.icmp_type.uint(d).map(|x| x as u8));
+        rec.icmp_code = tc
+            .map(|x| x as u8)
+            .or(self.icmp_code.uint(d).map(|x| x as u8));
+        // built whole, not zeroed and then set
+        let mut st = Fill {
+            t: RecordTimes {
+                start_abs_ns: self.start_unit.to_ns(self.start_abs.uint(d)),
+                end_abs_ns: self.end_unit.to_ns(self.end_abs.uint(d)),
+                start_uptime_ms: self.start_uptime.uint(d),
+                end_uptime_ms: self.end_uptime.uint(d),
+                start_delta_us: self.start_delta.uint(d),
+                end_delta_us: self.end_delta.uint(d),
+            },
+            o: Option::None,
+            total_bytes: self.bytes_total.uint(d),
+            total_packets: self.packets_total.uint(d),
+            init_bytes: self.init_bytes.uint(d),
+            init_packets: self.init_packets.uint(d),
+        };
         for &(off, len, setter) in &self.rest {
             let (o, l) = (usize::from(off), usize::from(len));
             if let Some(v) = d.get(o..o + l) {
-                apply_field(setter, v, rec, st);
+                apply_field(setter, v, rec, &mut st);
             }
         }
+        st
     }
 }
 
@@ -1533,6 +1639,7 @@ mod tests {
         fn plan_matches_field_by_field(
             picks in proptest::collection::vec((0usize..PLAN_IES.len(), 0usize..6, proptest::bool::weighted(0.1)), 1..30),
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 600),
+            other in proptest::collection::vec(proptest::prelude::any::<u8>(), 600),
             version in proptest::sample::select(vec![9u16, 10]),
             preset in proptest::bool::ANY,
         ) {
@@ -1565,12 +1672,27 @@ mod tests {
                 a.domain = Some(9);
                 a.template_id = Some(256);
             }
-            let mut b = a;
+            let (fresh, mut b, mut refilled) = (a, a, a);
             let (ta, oa) = fill_record(&t, data, &mut a);
             let (tb, ob) = fill_record(&generic, data, &mut b);
             proptest::prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
             proptest::prop_assert_eq!(format!("{ta:?}"), format!("{tb:?}"));
             proptest::prop_assert_eq!(oa, ob);
+            // read in place, the rest of the bytes after it (as the decoder does while 8 bytes
+            // of the set follow the record)
+            let mut inplace = fresh;
+            let (ti, oi) = fill_record_in(&t, data, &bytes, &mut inplace);
+            proptest::prop_assert_eq!(format!("{inplace:?}"), format!("{a:?}"));
+            proptest::prop_assert_eq!(format!("{ti:?}"), format!("{ta:?}"));
+            proptest::prop_assert_eq!(oi, oa);
+            // a record filled before from other bytes, filled again: the same as a fresh one
+            if t.refills_record() {
+                fill_record(&t, &other[..data.len()], &mut refilled);
+                let (tr, or) = fill_record(&t, data, &mut refilled);
+                proptest::prop_assert_eq!(format!("{refilled:?}"), format!("{a:?}"));
+                proptest::prop_assert_eq!(format!("{tr:?}"), format!("{ta:?}"));
+                proptest::prop_assert_eq!(or, oa);
+            }
             // a short slice (not what the decoder passes) takes the general path
             let (tc, _) = fill_record(&t, &data[..data.len() - 1], &mut FlowRecord::new(FlowProtocol::Ipfix, exporter));
             let (td, _) = fill_record(&generic, &data[..data.len() - 1], &mut FlowRecord::new(FlowProtocol::Ipfix, exporter));
@@ -1582,8 +1704,8 @@ mod tests {
     fn plan_only_for_fixed_length_flow_templates() {
         let t = Template::compile(10, 256, false, &[wf(8, 4), wf(1, 8)], &[]).unwrap();
         let p = t.plan.as_ref().unwrap();
-        assert_eq!(p.src_addr, Slot { off: 0, len: 4 });
-        assert_eq!(p.bytes, Slot { off: 4, len: 8 });
+        assert_eq!(p.src_addr, Slot::new(0, 4));
+        assert_eq!(p.bytes, Slot::new(4, 8));
         assert!(p.rest.is_empty());
         // a duplicate goes to the general path, both fields, in order
         let t = Template::compile(10, 256, false, &[wf(8, 4), wf(1, 8), wf(8, 4)], &[]).unwrap();
