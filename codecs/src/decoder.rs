@@ -8,13 +8,6 @@
 //! data that arrives first is held until they come.
 
 use std::collections::VecDeque;
-
-/// The decoder's maps hash with foldhash, seeded at random per process: SipHash was about 8 %
-/// of decoding a datagram of 30 fixed-length records (a handful of lookups per datagram:
-/// exporter, template, sampling, sequence). Foldhash is only minimally resistant to crafted collisions; every map
-/// here is bounded (exporters, templates per exporter, domains), so collisions can slow a
-/// lookup, not grow without bound.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::SocketAddr;
 
 use crate::error::{be16, be32, DecodeError};
@@ -23,6 +16,13 @@ use crate::set::Set;
 use crate::stats::DecodeStats;
 use crate::template::{self, OptionValues, Template, WireField};
 use crate::{ipfix, netflow5, netflow9, sflow};
+
+/// The decoder's maps hash with foldhash, seeded at random per process: SipHash was about 8 %
+/// of decoding a datagram of 30 fixed-length records (a handful of lookups per datagram:
+/// exporter, template, sampling, sequence). Foldhash is only minimally resistant to crafted
+/// collisions; every map here is bounded (exporters, templates per exporter, domains), so
+/// collisions can slow a lookup, not grow without bound.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Bounds and switches of a [`Decoder`].
 #[derive(Debug, Clone)]
@@ -1014,8 +1014,8 @@ mod tests {
     }
 
     /// One record is filled again for every record of a fixed-length set: each record's
-    /// document equals the one decoded from a set holding that record alone, whichever branch
-    /// (absolute, unresolved uptime, no time) its neighbour took.
+    /// document equals the one decoded from a set holding that record alone, whichever time
+    /// branch (absolute, unresolved uptime) its neighbour took.
     #[test]
     fn refilled_records_equal_records_decoded_alone() {
         // srcaddr, dstaddr, octets, flowStartNanoseconds, flowEndNanoseconds,

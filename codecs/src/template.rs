@@ -1202,11 +1202,11 @@ impl Plan {
     }
 
     /// Read one record (`data.len() >= self.len`; `data` may go on past the record, to the
-    /// end of its set) into `rec`: every value the plan can read is
-    /// assigned, `None` when the template lacks it, so `rec` may be fresh or the record this
-    /// plan filled last. Every value the plan reads is alone in its group, so it is assigned
-    /// without the "first one wins" test of the general path (the `rest` fields after it use
-    /// that test, so with a `rest` the record must be fresh).
+    /// end of its set) into `rec`: every value the plan can read is assigned, `None` when the
+    /// template lacks it, so `rec` may be fresh or the record this plan filled last. Every
+    /// value the plan reads is alone in its group, so it is assigned without the "first one
+    /// wins" test of the general path (the `rest` fields after it use that test, so with a
+    /// `rest` the record must be fresh).
     #[inline]
     fn fill(&self, data: &[u8], rec: &mut FlowRecord<'_>) -> Fill {
         let n = usize::from(self.len);
