@@ -847,9 +847,9 @@ fn emit_data(
         rec.template_id = Some(tpl.id);
         rec
     };
-    // one record filled again for every record of the set when the template's plan assigns
-    // every value (building the ~500-byte record was an eighth of fixed-length decoding);
-    // everything below assigns each value it may set, whatever the branch
+    // one record filled again for every record of the set when the template's plan sets the
+    // same values for each (building the ~500-byte record was an eighth of fixed-length
+    // decoding); everything below assigns each value it may set, whatever the branch
     let refill = tpl.refills_record();
     let mut rec = fresh();
     let mut n = 0;

@@ -385,7 +385,7 @@ impl Template {
         })
     }
 
-    /// Whether [`fill_record`] assigns every value a record of this template can set, so one
+    /// Whether [`fill_record`] sets the same values for every record of this template, so one
     /// `FlowRecord` can be filled again for each record of a data set instead of built anew:
     /// a fixed-length template whose every field goes through its plan.
     #[inline]
@@ -825,7 +825,7 @@ fn apply_field(setter: Setter, v: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill
 /// `rec` is a fresh record (`FlowRecord::new` plus the header fields): none of the values a
 /// data record sets is there yet. When [`Template::refills_record`] holds, `rec` may also be
 /// the record this function last filled from a record of the same template: every value a
-/// record of it can set is then assigned again.
+/// record of it sets is then set again.
 ///
 /// Fixed-length templates go through their compiled [`Plan`]: the offset of every field the
 /// record reads is known, so a record is a fixed sequence of loads (a conditional per slot,
@@ -949,6 +949,15 @@ impl Slot {
             6 => b.get(o..o + 6).and_then(|b| b.try_into().ok()),
             _ => None,
         }
+    }
+}
+
+/// Set `slot` when the template has the value (a plan's value is in every record of the
+/// template or in none).
+#[inline(always)]
+fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+    if v.is_some() {
+        *slot = v;
     }
 }
 
@@ -1202,11 +1211,12 @@ impl Plan {
     }
 
     /// Read one record (`data.len() >= self.len`; `data` may go on past the record, to the
-    /// end of its set) into `rec`: every value the plan can read is assigned, `None` when the
-    /// template lacks it, so `rec` may be fresh or the record this plan filled last. Every
-    /// value the plan reads is alone in its group, so it is assigned without the "first one
-    /// wins" test of the general path (the `rest` fields after it use that test, so with a
-    /// `rest` the record must be fresh).
+    /// end of its set) into `rec`. A value the plan reads is in every record of the template
+    /// or in none, so setting the present ones leaves `rec` right whether it is fresh or the
+    /// record this plan filled last (bytes and packets are assigned even when absent, for the
+    /// fallback after). Every value the plan reads is alone in its group, so it is set without
+    /// the "first one wins" test of the general path (the `rest` fields after it use that test,
+    /// so with a `rest` the record must be fresh).
     #[inline]
     fn fill(&self, data: &[u8], rec: &mut FlowRecord<'_>) -> Fill {
         let n = usize::from(self.len);
@@ -1217,40 +1227,55 @@ impl Plan {
             copy = padded(&data[..n.min(data.len())]);
             &copy
         };
+        // assigned even when absent: fill_record falls back to the total or initiator counts
+        // when these are None, which a refilled record must be again
         rec.bytes = self.bytes.uint(d);
         rec.packets = self.packets.uint(d);
-        rec.reverse_bytes = self.reverse_bytes.uint(d);
-        rec.reverse_packets = self.reverse_packets.uint(d);
-        rec.reverse_tcp_flags = self.reverse_tcp_flags.uint(d).map(|x| x as u16);
-        rec.src_addr = self.src_addr.ip(d);
-        rec.dst_addr = self.dst_addr.ip(d);
-        rec.src_port = self.src_port.uint(d).map(|x| x as u16);
-        rec.dst_port = self.dst_port.uint(d).map(|x| x as u16);
-        rec.ip_protocol = self.protocol.uint(d).map(|x| x as u8);
-        rec.tos = self.tos.uint(d).map(|x| x as u8);
-        rec.tcp_flags = self.tcp_flags.uint(d).map(|x| x as u16);
-        rec.in_if = self.in_if.uint(d).map(|x| x as u32);
-        rec.out_if = self.out_if.uint(d).map(|x| x as u32);
-        rec.src_as = self.src_as.uint(d).map(|x| x as u32);
-        rec.dst_as = self.dst_as.uint(d).map(|x| x as u32);
-        rec.src_mask = self.src_mask.uint(d).map(|x| x as u8);
-        rec.dst_mask = self.dst_mask.uint(d).map(|x| x as u8);
-        rec.next_hop = self.next_hop.ip(d);
-        rec.bgp_next_hop = self.bgp_next_hop.ip(d);
-        rec.src_mac = self.src_mac.mac(d);
-        rec.dst_mac = self.dst_mac.mac(d);
-        rec.vlan = self.vlan.uint(d).map(|x| x as u16);
-        rec.ip_version = self.ip_version.uint(d).map(|x| x as u8);
-        rec.direction = self.direction.uint(d).map(|x| x as u8);
-        rec.flow_end_reason = self.end_reason.uint(d).map(|x| x as u8);
+        set(&mut rec.reverse_bytes, self.reverse_bytes.uint(d));
+        set(&mut rec.reverse_packets, self.reverse_packets.uint(d));
+        set(
+            &mut rec.reverse_tcp_flags,
+            self.reverse_tcp_flags.uint(d).map(|x| x as u16),
+        );
+        set(&mut rec.src_addr, self.src_addr.ip(d));
+        set(&mut rec.dst_addr, self.dst_addr.ip(d));
+        set(&mut rec.src_port, self.src_port.uint(d).map(|x| x as u16));
+        set(&mut rec.dst_port, self.dst_port.uint(d).map(|x| x as u16));
+        set(&mut rec.ip_protocol, self.protocol.uint(d).map(|x| x as u8));
+        set(&mut rec.tos, self.tos.uint(d).map(|x| x as u8));
+        set(&mut rec.tcp_flags, self.tcp_flags.uint(d).map(|x| x as u16));
+        set(&mut rec.in_if, self.in_if.uint(d).map(|x| x as u32));
+        set(&mut rec.out_if, self.out_if.uint(d).map(|x| x as u32));
+        set(&mut rec.src_as, self.src_as.uint(d).map(|x| x as u32));
+        set(&mut rec.dst_as, self.dst_as.uint(d).map(|x| x as u32));
+        set(&mut rec.src_mask, self.src_mask.uint(d).map(|x| x as u8));
+        set(&mut rec.dst_mask, self.dst_mask.uint(d).map(|x| x as u8));
+        set(&mut rec.next_hop, self.next_hop.ip(d));
+        set(&mut rec.bgp_next_hop, self.bgp_next_hop.ip(d));
+        set(&mut rec.src_mac, self.src_mac.mac(d));
+        set(&mut rec.dst_mac, self.dst_mac.mac(d));
+        set(&mut rec.vlan, self.vlan.uint(d).map(|x| x as u16));
+        set(
+            &mut rec.ip_version,
+            self.ip_version.uint(d).map(|x| x as u8),
+        );
+        set(&mut rec.direction, self.direction.uint(d).map(|x| x as u8));
+        set(
+            &mut rec.flow_end_reason,
+            self.end_reason.uint(d).map(|x| x as u8),
+        );
         // the combined element is in the plan only when neither of the separate ones is
         let tc = self.icmp_type_code.uint(d);
-        rec.icmp_type = tc
-            .map(|x| (x >> 8) as u8)
-            .or(self.icmp_type.uint(d).map(|x| x as u8));
-        rec.icmp_code = tc
-            .map(|x| x as u8)
-            .or(self.icmp_code.uint(d).map(|x| x as u8));
+        set(
+            &mut rec.icmp_type,
+            tc.map(|x| (x >> 8) as u8)
+                .or(self.icmp_type.uint(d).map(|x| x as u8)),
+        );
+        set(
+            &mut rec.icmp_code,
+            tc.map(|x| x as u8)
+                .or(self.icmp_code.uint(d).map(|x| x as u8)),
+        );
         // built whole, not zeroed and then set
         let mut st = Fill {
             t: RecordTimes {
