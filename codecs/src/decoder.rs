@@ -866,7 +866,7 @@ fn emit_data(
         if !refill && n > 1 {
             rec = fresh();
         }
-        let (t, o) = template::fill_record_in(tpl, data, records.tail(), &mut rec);
+        let (t, o) = template::fill_record_in(tpl, records.tail(), data.len(), &mut rec);
 
         // times
         let from_uptime =
@@ -874,31 +874,30 @@ fn emit_data(
         let from_delta = |us: Option<u64>| -> Option<u64> {
             Some(hdr.export_ns.saturating_sub(us?.saturating_mul(1000)))
         };
-        let (mut start_up, mut end_up) = (None, None);
-        let (start, end, basis) = if t.start_abs_ns.is_some() || t.end_abs_ns.is_some() {
-            (t.start_abs_ns, t.end_abs_ns, Some(TimeBasis::Absolute))
+        // (start, end, basis) and the unresolved uptimes
+        let ((start, end, basis), uptimes) = if t.start_abs_ns.is_some() || t.end_abs_ns.is_some() {
+            (
+                (t.start_abs_ns, t.end_abs_ns, Some(TimeBasis::Absolute)),
+                (None, None),
+            )
         } else if t.start_uptime_ms.is_some() || t.end_uptime_ms.is_some() {
             if uptime_base.is_some() {
-                (
-                    from_uptime(t.start_uptime_ms),
-                    from_uptime(t.end_uptime_ms),
-                    Some(TimeBasis::Uptime),
-                )
+                let (s, e) = (from_uptime(t.start_uptime_ms), from_uptime(t.end_uptime_ms));
+                ((s, e, Some(TimeBasis::Uptime)), (None, None))
             } else {
-                (start_up, end_up) = (t.start_uptime_ms, t.end_uptime_ms);
-                (None, None, Some(TimeBasis::UptimeUnresolved))
+                (
+                    (None, None, Some(TimeBasis::UptimeUnresolved)),
+                    (t.start_uptime_ms, t.end_uptime_ms),
+                )
             }
         } else if t.start_delta_us.is_some() || t.end_delta_us.is_some() {
-            (
-                from_delta(t.start_delta_us),
-                from_delta(t.end_delta_us),
-                Some(TimeBasis::Absolute),
-            )
+            let (s, e) = (from_delta(t.start_delta_us), from_delta(t.end_delta_us));
+            ((s, e, Some(TimeBasis::Absolute)), (None, None))
         } else {
-            (None, None, None)
+            ((None, None, None), (None, None))
         };
         (rec.start_ns, rec.end_ns, rec.time_basis) = (start, end, basis);
-        (rec.start_uptime_ms, rec.end_uptime_ms) = (start_up, end_up);
+        (rec.start_uptime_ms, rec.end_uptime_ms) = uptimes;
 
         // sampling: in the record, else the exporter's options tables
         let sid = o.sampler_id;

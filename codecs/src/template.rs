@@ -837,24 +837,21 @@ pub fn fill_record(
     data: &[u8],
     rec: &mut FlowRecord<'_>,
 ) -> (RecordTimes, RecordSampling) {
-    fill_record_in(tpl, data, data, rec)
+    fill_record_in(tpl, data, data.len(), rec)
 }
 
-/// [`fill_record`] of the record `data` that starts `tail`, the rest of its data set
+/// [`fill_record`] of the record of `len` bytes that starts `tail`, the rest of its data set
 /// ([`Records::tail`]): a fixed-length record followed by 8 more bytes is read in place.
 #[inline]
 pub fn fill_record_in(
     tpl: &Template,
-    data: &[u8],
     tail: &[u8],
+    len: usize,
     rec: &mut FlowRecord<'_>,
 ) -> (RecordTimes, RecordSampling) {
+    let data = &tail[..len.min(tail.len())];
     let st = match &tpl.plan {
-        Some(p) if data.len() >= usize::from(p.len) => {
-            // `data` starts `tail` (the same bytes, not an equal copy)
-            let starts = tail.len() >= data.len() && std::ptr::eq(tail.as_ptr(), data.as_ptr());
-            p.fill(if starts { tail } else { data }, rec)
-        }
+        Some(p) if data.len() >= usize::from(p.len) => p.fill(tail, rec),
         _ => {
             let mut st = Fill::default();
             tpl.for_each_field(data, |spec, v| apply_field(spec.setter, v, rec, &mut st));
@@ -1706,7 +1703,7 @@ mod tests {
             // read in place, the rest of the bytes after it (as the decoder does while 8 bytes
             // of the set follow the record)
             let mut inplace = fresh;
-            let (ti, oi) = fill_record_in(&t, data, &bytes, &mut inplace);
+            let (ti, oi) = fill_record_in(&t, &bytes, data.len(), &mut inplace);
             proptest::prop_assert_eq!(format!("{inplace:?}"), format!("{a:?}"));
             proptest::prop_assert_eq!(format!("{ti:?}"), format!("{ta:?}"));
             proptest::prop_assert_eq!(oi, oa);
