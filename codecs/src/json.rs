@@ -431,9 +431,21 @@ fn write_u64(buf: &mut Vec<u8>, v: u64) {
         buf.push(b'0' + v as u8);
     } else if v < 100 {
         buf.extend_from_slice(&PAIRS[v as usize]);
+    } else if v < 100_000_000 {
+        // inline: most numbers of a document (ports, counters, ids) have up to eight digits
+        put_digits8(buf, v as u32);
     } else {
         write_u64_long(buf, v);
     }
+}
+
+/// The decimal text of `0 < v < 100_000_000` (no leading zeros).
+#[inline(always)]
+fn put_digits8(buf: &mut Vec<u8>, v: u32) {
+    let d = digits8(v);
+    let zeros = d.trailing_zeros() / 8;
+    let n = 8 - zeros as usize;
+    put_padded(buf, &((d >> (8 * zeros)) | ASCII_ZEROS).to_le_bytes(), n);
 }
 
 /// The eight decimal digits of `v < 100_000_000` as the bytes of a little-endian word, the
@@ -454,28 +466,19 @@ fn digits8(v: u32) -> u64 {
 
 const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
 
-/// [`write_u64`] of `v >= 100`.
+/// [`write_u64`] of `v >= 100_000_000`.
+#[inline(never)]
 fn write_u64_long(buf: &mut Vec<u8>, v: u64) {
-    let (top, rest) = if v < 100_000_000 {
-        (v as u32, 0)
-    } else if v < 10_000_000_000_000_000 {
-        ((v / 100_000_000) as u32, 1)
+    // the leading digits without their leading zeros (they are > 0), then eight or sixteen
+    if v < 10_000_000_000_000_000 {
+        put_digits8(buf, (v / 100_000_000) as u32);
     } else {
-        ((v / 10_000_000_000_000_000) as u32, 2)
-    };
-    // the leading digits without their leading zeros (top > 0)
-    let d = digits8(top);
-    let zeros = d.trailing_zeros() / 8;
-    let n = 8 - zeros as usize;
-    put_padded(buf, &((d >> (8 * zeros)) | ASCII_ZEROS).to_le_bytes(), n);
-    if rest == 2 {
+        put_digits8(buf, (v / 10_000_000_000_000_000) as u32);
         let mid = (v / 100_000_000 % 100_000_000) as u32;
         buf.extend_from_slice(&(digits8(mid) | ASCII_ZEROS).to_le_bytes());
     }
-    if rest >= 1 {
-        let low = (v % 100_000_000) as u32;
-        buf.extend_from_slice(&(digits8(low) | ASCII_ZEROS).to_le_bytes());
-    }
+    let low = (v % 100_000_000) as u32;
+    buf.extend_from_slice(&(digits8(low) | ASCII_ZEROS).to_le_bytes());
 }
 
 /// Decimal text of every byte value: up to three digits, then the digit count.
