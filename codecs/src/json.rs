@@ -154,22 +154,6 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, chunk: &[u8; N], n: usize) {
     buf.truncate(end);
 }
 
-/// Entries of the per-document [`TimeCache`].
-const TIMES: usize = 3;
-
-/// Timestamps a document repeats (`@timestamp` is `event.end`, the raw start / end elements
-/// are `event.start` / `event.end`, `flow.export_time` comes between them): the last three
-/// formatted, kept per document.
-#[derive(Clone, Copy)]
-struct TimeCache {
-    ns: [u64; TIMES],
-    text: [[u8; 32]; TIMES],
-    /// entries filled (0..=TIMES)
-    len: u8,
-    /// the entry to replace next
-    next: u8,
-}
-
 /// `JsonWriter::open_at` of an object whose bracket is written already (`begin_object_with`).
 const OPENED: usize = usize::MAX;
 
@@ -185,7 +169,6 @@ pub struct JsonWriter<'b> {
     /// [`OPENED`]
     open_at: [usize; 32],
     depth: u8,
-    times: TimeCache,
 }
 
 impl<'b> JsonWriter<'b> {
@@ -194,12 +177,6 @@ impl<'b> JsonWriter<'b> {
             buf,
             open_at: [OPENED; 32],
             depth: 0,
-            times: TimeCache {
-                ns: [0; TIMES],
-                text: [[0; 32]; TIMES],
-                len: 0,
-                next: 0,
-            },
         }
     }
 
@@ -370,26 +347,7 @@ impl<'b> JsonWriter<'b> {
     #[inline]
     pub fn time_ns(&mut self, key: impl JsonKey, ns: u64) {
         self.key(key);
-        let text = self.rfc3339_cached(ns);
-        self.buf.extend_from_slice(&text);
-    }
-
-    /// The quoted RFC 3339 text of `ns`, from the per-document cache when it was written before.
-    #[inline]
-    fn rfc3339_cached(&mut self, ns: u64) -> [u8; 32] {
-        let c = &mut self.times;
-        for i in 0..usize::from(c.len) {
-            if c.ns[i] == ns {
-                return c.text[i];
-            }
-        }
-        let text = rfc3339(ns);
-        let i = usize::from(c.next);
-        c.ns[i] = ns;
-        c.text[i] = text;
-        c.next = (c.next + 1) % TIMES as u8;
-        c.len = (c.len + 1).min(TIMES as u8);
-        text
+        self.buf.extend_from_slice(&rfc3339_cached(ns));
     }
 
     /// An element of an array of numbers.
@@ -715,6 +673,57 @@ fn minute_prefix_cached(minute: u64) -> [u8; 18] {
             }
         })
         .unwrap_or_else(|_| minute_prefix(minute))
+}
+
+/// Entries of the [`TimeCache`] (a power of two).
+const TIME_SLOTS: usize = 8;
+
+/// Times formatted last on this thread, each in the slot a hash of its nanoseconds picks: a
+/// document repeats its times (`@timestamp` is `event.end`, the raw start / end elements are
+/// `event.start` / `event.end`) and the documents of one datagram share `flow.export_time`.
+struct TimeCache {
+    /// nanoseconds of each entry; `u64::MAX`, whose text the entries start with, for none
+    ns: [Cell<u64>; TIME_SLOTS],
+    text: [Cell<[u8; 32]>; TIME_SLOTS],
+}
+
+/// [`rfc3339`] of `u64::MAX`: what an unused [`TimeCache`] entry holds, so that it is right
+/// for the one time it matches.
+const MAX_TEXT: [u8; 32] = *b"\"2554-07-21T23:34:33.709551615Z\"";
+
+thread_local! {
+    static TIMES: TimeCache = const {
+        TimeCache {
+            ns: [const { Cell::new(u64::MAX) }; TIME_SLOTS],
+            text: [const { Cell::new(MAX_TEXT) }; TIME_SLOTS],
+        }
+    };
+}
+
+/// The [`TimeCache`] slot of `ns`.
+#[inline(always)]
+fn time_slot(ns: u64) -> usize {
+    // multiplicative hashing: the top bits of the product depend on all bits of `ns`
+    ((ns ^ (ns >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - TIME_SLOTS.trailing_zeros()))
+        as usize
+}
+
+/// [`rfc3339`] through this thread's [`TimeCache`].
+#[inline]
+fn rfc3339_cached(ns: u64) -> [u8; 32] {
+    TIMES
+        .try_with(|c| {
+            let i = time_slot(ns) % TIME_SLOTS;
+            if c.ns[i].get() == ns {
+                c.text[i].get()
+            } else {
+                let text = rfc3339(ns);
+                c.ns[i].set(ns);
+                c.text[i].set(text);
+                text
+            }
+        })
+        .unwrap_or_else(|_| rfc3339(ns))
 }
 
 /// The quoted text [`write_rfc3339`] writes.
@@ -1298,8 +1307,8 @@ mod tests {
             let mut cached = Vec::new();
             let mut w = JsonWriter::new(&mut cached);
             let mut plain = Vec::new();
-            // more distinct values than the cache holds: entries are replaced
-            for ns in [a, b, a, c, b, d, c, a, d, b, a, a] {
+            // u64::MAX: the time an unused entry holds
+            for ns in [a, b, a, c, b, d, c, a, d, b, a, a, u64::MAX, a, u64::MAX] {
                 w.time_ns("t", ns);
                 write_rfc3339(&mut plain, ns);
             }
@@ -1310,6 +1319,65 @@ mod tests {
                 proptest::prop_assert_eq!(rfc3339(ns), rfc3339_reference(ns));
             }
         }
+    }
+
+    proptest::proptest! {
+        /// Times of consecutive documents (the same time again, the next nanosecond, second,
+        /// minute, day; times of earlier documents) through the thread's time cache against the
+        /// plain formatter.
+        #[test]
+        fn time_cache_across_documents(
+            base in proptest::prop_oneof![
+                proptest::strategy::Just(0u64),
+                0u64..200_000_000_000_000,
+                1_700_000_000_000_000_000u64..1_700_000_100_000_000_000,
+                0u64..u64::MAX,
+                proptest::strategy::Just(u64::MAX - 3_600_000_000_000),
+            ],
+            steps in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(0u64),
+                    proptest::strategy::Just(1u64),
+                    0u64..1_000_000_000,
+                    proptest::strategy::Just(1_000_000_000u64),
+                    proptest::strategy::Just(60_000_000_000u64),
+                    proptest::strategy::Just(86_400_000_000_000u64),
+                    0u64..3_600_000_000_000,
+                ],
+                1..40,
+            ),
+            back in proptest::collection::vec(proptest::prelude::any::<bool>(), 40),
+        ) {
+            let mut ns = base;
+            let mut seen = Vec::new();
+            for (i, d) in steps.into_iter().enumerate() {
+                ns = if back[i] { ns.saturating_sub(d) } else { ns.saturating_add(d) };
+                seen.push(ns);
+                let mut doc = Vec::new();
+                let mut w = JsonWriter::new(&mut doc);
+                let mut plain = Vec::new();
+                for t in [ns, seen[i / 2], ns, seen[0], u64::MAX, ns] {
+                    w.time_ns(key!("t"), t);
+                    plain.extend_from_slice(b",\"t\":");
+                    write_rfc3339(&mut plain, t);
+                }
+                proptest::prop_assert_eq!(doc, plain);
+            }
+        }
+    }
+
+    #[test]
+    fn unused_time_cache_entries_are_right() {
+        assert_eq!(MAX_TEXT, rfc3339(u64::MAX));
+        assert_eq!(MAX_TEXT, rfc3339_reference(u64::MAX));
+        // every slot unused on a new thread
+        std::thread::spawn(|| {
+            let mut b = Vec::new();
+            JsonWriter::new(&mut b).time_ns("t", u64::MAX);
+            assert_eq!(&b[5..], &MAX_TEXT[..]);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
