@@ -95,6 +95,34 @@ impl KeyBuf {
     }
 }
 
+/// Bytes of a [`WideKey`].
+pub const WIDE_KEY: usize = 48;
+
+/// A key fragment `,"name":` of up to [`WIDE_KEY`] bytes kept in place with zeros after it,
+/// written with one fixed-size copy (templates' element names are longer than [`KEY_PAD`]
+/// allows for more often than the document's own keys).
+#[derive(Debug, Clone, Copy)]
+pub struct WideKey<'k> {
+    text: &'k [u8; WIDE_KEY],
+    /// length of the fragment in `text` (at most [`WIDE_KEY`])
+    len: usize,
+}
+
+impl<'k> WideKey<'k> {
+    /// `text[..len]` is the fragment `,"name":`, the bytes after it padding; `len <= WIDE_KEY`.
+    #[inline]
+    pub fn new(text: &'k [u8; WIDE_KEY], len: usize) -> Self {
+        WideKey { text, len }
+    }
+}
+
+impl JsonKey for WideKey<'_> {
+    #[inline]
+    fn write_key(self, w: &mut JsonWriter<'_>) {
+        put_padded(w.buf, self.text, self.len);
+    }
+}
+
 /// `fragment` followed by zeros, `N` bytes in all (for `key!`).
 #[doc(hidden)]
 pub const fn pad_fragment<const N: usize>(fragment: &str) -> [u8; N] {
@@ -383,18 +411,25 @@ const PAIRS: [[u8; 2]; 100] = {
 };
 
 /// The decimal text of `v` (as `itoa` writes it).
-#[inline]
+#[inline(always)]
 fn write_u64(buf: &mut Vec<u8>, v: u64) {
-    if v < 10 {
-        buf.push(b'0' + v as u8);
-    } else if v < 100 {
-        buf.extend_from_slice(&PAIRS[v as usize]);
+    // inlined everywhere: the values of one-byte fields (`u64::from(u8)`) then take the table
+    // path alone, with no call and no test of the digit count
+    if v < 256 {
+        put_dec3(buf, v as u8);
     } else if v < 100_000_000 {
         // inline: most numbers of a document (ports, counters, ids) have up to eight digits
         put_digits8(buf, v as u32);
     } else {
         write_u64_long(buf, v);
     }
+}
+
+/// The decimal text of a byte value from the [`DEC`] table: one four-byte copy.
+#[inline(always)]
+fn put_dec3(buf: &mut Vec<u8>, b: u8) {
+    let d = DEC[usize::from(b)];
+    put_padded(buf, &d, usize::from(d[3]));
 }
 
 /// The decimal text of `0 < v < 100_000_000` (no leading zeros).
