@@ -261,16 +261,17 @@ impl<'b> JsonWriter<'b> {
         self.open();
     }
 
-    /// `"key":{` followed by `members`, a non-empty run of members written as they are
-    /// (`"a":1,"b":[2]`): static parts of a document in one copy.
-    pub fn begin_object_with(&mut self, key: impl JsonKey, members: &str) {
+    /// `"key":{` followed by `members`, a run of members written as they are
+    /// (`"a":1,"b":[2]`): static parts of a document in one copy of a size known when
+    /// compiling (no call to `memcpy`).
+    pub fn begin_object_with<const N: usize>(&mut self, key: impl JsonKey, members: &[u8; N]) {
         self.key(key);
-        if members.is_empty() {
+        if N == 0 {
             self.open();
             return;
         }
         self.buf.push(b'{');
-        self.buf.extend_from_slice(members.as_bytes());
+        self.buf.extend_from_slice(members);
         self.push_level(OPENED);
     }
 
@@ -328,6 +329,14 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
         self.buf.extend_from_slice(v.as_bytes());
         self.buf.push(b'"');
+    }
+
+    /// A string value given with its quotes (`b"\"tcp\""`), known to need no escaping: one
+    /// copy of a size known when compiling.
+    #[inline]
+    pub fn str_quoted<const N: usize>(&mut self, key: impl JsonKey, quoted: &[u8; N]) {
+        self.key(key);
+        self.buf.extend_from_slice(quoted);
     }
 
     /// A string from the wire: invalid UTF-8 is replaced, control characters and quotes escaped,
@@ -778,6 +787,31 @@ fn rfc3339(ns: u64) -> [u8; 32] {
     out
 }
 
+/// `network.transport`: the name of IANA protocol `p`, when it has one here.
+#[inline]
+fn write_transport(w: &mut JsonWriter<'_>, p: u8) {
+    let k = key!("transport");
+    match p {
+        1 => w.str_quoted(k, b"\"icmp\""),
+        2 => w.str_quoted(k, b"\"igmp\""),
+        4 => w.str_quoted(k, b"\"ipv4\""),
+        6 => w.str_quoted(k, b"\"tcp\""),
+        17 => w.str_quoted(k, b"\"udp\""),
+        41 => w.str_quoted(k, b"\"ipv6\""),
+        47 => w.str_quoted(k, b"\"gre\""),
+        50 => w.str_quoted(k, b"\"esp\""),
+        51 => w.str_quoted(k, b"\"ah\""),
+        58 => w.str_quoted(k, b"\"ipv6-icmp\""),
+        89 => w.str_quoted(k, b"\"ospf\""),
+        103 => w.str_quoted(k, b"\"pim\""),
+        112 => w.str_quoted(k, b"\"vrrp\""),
+        132 => w.str_quoted(k, b"\"sctp\""),
+        _ => {}
+    }
+}
+
+/// The names [`write_transport`] writes (its reference in tests).
+#[cfg(test)]
 fn transport_name(p: u8) -> Option<&'static str> {
     Some(match p {
         1 => "icmp",
@@ -810,14 +844,17 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     // event (ECS categorisation, as Elastic's NetFlow integration does it)
     match r.kind {
         RecordKind::Flow => {
-            w.begin_object_with(
-                key!("event"),
-                if r.protocol == FlowProtocol::Sflow5 {
-                    r#""kind":"event","category":["network"],"type":["connection"],"action":"sflow_flow""#
-                } else {
-                    r#""kind":"event","category":["network"],"type":["connection"],"action":"netflow_flow""#
-                },
-            );
+            if r.protocol == FlowProtocol::Sflow5 {
+                w.begin_object_with(
+                    key!("event"),
+                    br#""kind":"event","category":["network"],"type":["connection"],"action":"sflow_flow""#,
+                );
+            } else {
+                w.begin_object_with(
+                    key!("event"),
+                    br#""kind":"event","category":["network"],"type":["connection"],"action":"netflow_flow""#,
+                );
+            }
             if let Some(s) = r.start_ns {
                 w.time_ns(key!("start"), s);
             }
@@ -833,7 +870,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         RecordKind::Counters => {
             w.begin_object_with(
                 key!("event"),
-                r#""kind":"metric","category":["network"],"type":["info"],"action":"sflow_counters""#,
+                br#""kind":"metric","category":["network"],"type":["info"],"action":"sflow_counters""#,
             );
         }
     }
@@ -878,9 +915,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
 
         w.begin_object(key!("network"));
         if let Some(p) = r.ip_protocol {
-            if let Some(name) = transport_name(p) {
-                w.str_plain(key!("transport"), name);
-            }
+            write_transport(&mut w, p);
             w.key(key!("iana_number"));
             write_quoted::<5>(w.buf, |out| {
                 let d = DEC[usize::from(p)];
@@ -894,8 +929,8 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             None => None,
         });
         match ipv {
-            Some(4) => w.str_plain(key!("type"), "ipv4"),
-            Some(6) => w.str_plain(key!("type"), "ipv6"),
+            Some(4) => w.str_quoted(key!("type"), b"\"ipv4\""),
+            Some(6) => w.str_quoted(key!("type"), b"\"ipv6\""),
             _ => {}
         }
         if let Some(b) = r.bytes {
@@ -905,8 +940,8 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             w.u64(key!("packets"), p);
         }
         match r.direction {
-            Some(0) => w.str_plain(key!("direction"), "ingress"),
-            Some(1) => w.str_plain(key!("direction"), "egress"),
+            Some(0) => w.str_quoted(key!("direction"), b"\"ingress\""),
+            Some(1) => w.str_quoted(key!("direction"), b"\"egress\""),
             _ => {}
         }
         if let Some(v) = r.vlan.or(r.src_vlan) {
@@ -927,23 +962,22 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
                 &mut cid,
             );
             w.key(key!("community_id"));
-            w.buf.push(b'"');
-            w.buf.extend_from_slice(&cid[..n]);
-            w.buf.push(b'"');
+            // the id padded: one fixed-size copy
+            write_quoted::<36>(w.buf, |out| {
+                out[1..34].copy_from_slice(&cid);
+                1 + n.min(33)
+            });
         }
         w.end_object();
     }
 
     // flow: what ECS lacks
-    w.begin_object_with(
-        key!("flow"),
-        match r.protocol {
-            FlowProtocol::NetflowV5 => r#""protocol":"netflow_v5""#,
-            FlowProtocol::NetflowV9 => r#""protocol":"netflow_v9""#,
-            FlowProtocol::Ipfix => r#""protocol":"ipfix""#,
-            FlowProtocol::Sflow5 => r#""protocol":"sflow5""#,
-        },
-    );
+    match r.protocol {
+        FlowProtocol::NetflowV5 => w.begin_object_with(key!("flow"), br#""protocol":"netflow_v5""#),
+        FlowProtocol::NetflowV9 => w.begin_object_with(key!("flow"), br#""protocol":"netflow_v9""#),
+        FlowProtocol::Ipfix => w.begin_object_with(key!("flow"), br#""protocol":"ipfix""#),
+        FlowProtocol::Sflow5 => w.begin_object_with(key!("flow"), br#""protocol":"sflow5""#),
+    }
     w.u64(key!("exporter_port"), u64::from(r.exporter.port()));
     if let Some(t) = r.export_time_ns {
         w.time_ns(key!("export_time"), t);
@@ -1457,6 +1491,36 @@ mod tests {
     }
 
     #[test]
+    fn transport_names_and_fixed_strings() {
+        for p in 0..=255u8 {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_transport(&mut JsonWriter::new(&mut a), p);
+            if let Some(name) = transport_name(p) {
+                JsonWriter::new(&mut b).str_plain(key!("transport"), name);
+            }
+            assert_eq!(a, b, "{p}");
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        JsonWriter::new(&mut a).str_quoted(key!("type"), b"\"ipv4\"");
+        JsonWriter::new(&mut b).str_plain(key!("type"), "ipv4");
+        assert_eq!(a, b);
+        // an empty run of members: an object like begin_object's
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut w = JsonWriter::new(&mut a);
+        w.begin();
+        w.begin_object_with(key!("o"), b"");
+        w.end_object();
+        w.end_object();
+        let mut w = JsonWriter::new(&mut b);
+        w.begin();
+        w.begin_object(key!("o"));
+        w.end_object();
+        w.end_object();
+        assert_eq!(a, b);
+        assert_eq!(a, br#"{"o":{}}"#);
+    }
+
+    #[test]
     fn long_and_unpadded_keys() {
         let long = "k".repeat(70);
         let kb = KeyBuf::new(&long);
@@ -1489,7 +1553,7 @@ mod tests {
         w.item_u64(1);
         w.end_array();
         w.end_object();
-        w.begin_object_with(key!("p"), r#""k":"v""#);
+        w.begin_object_with(key!("p"), br#""k":"v""#);
         w.bool(key!("z"), false);
         w.end_object();
         w.end_object();
