@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind};
+use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind, SamplingSource, TimeBasis};
 
 /// Options of the encoder.
 #[derive(Debug, Clone, Copy, Default)]
@@ -810,6 +810,30 @@ fn write_transport(w: &mut JsonWriter<'_>, p: u8) {
     }
 }
 
+/// `flow.time_basis`: [`TimeBasis::as_str`] as a literal (a copy of a known size).
+#[inline]
+fn write_time_basis(w: &mut JsonWriter<'_>, tb: TimeBasis) {
+    let k = key!("time_basis");
+    match tb {
+        TimeBasis::Absolute => w.str_quoted(k, b"\"absolute\""),
+        TimeBasis::Uptime => w.str_quoted(k, b"\"uptime\""),
+        TimeBasis::UptimeUnresolved => w.str_quoted(k, b"\"uptime_unresolved\""),
+    }
+}
+
+/// `flow.sampling_source`: [`SamplingSource::as_str`] as a literal.
+#[inline]
+fn write_sampling_source(w: &mut JsonWriter<'_>, s: SamplingSource) {
+    let k = key!("sampling_source");
+    match s {
+        SamplingSource::V5Header => w.str_quoted(k, b"\"v5_header\""),
+        SamplingSource::Record => w.str_quoted(k, b"\"record\""),
+        SamplingSource::Options => w.str_quoted(k, b"\"options\""),
+        SamplingSource::Sflow => w.str_quoted(k, b"\"sflow\""),
+        SamplingSource::Unknown => w.str_quoted(k, b"\"unknown\""),
+    }
+}
+
 /// The names [`write_transport`] writes (its reference in tests).
 #[cfg(test)]
 fn transport_name(p: u8) -> Option<&'static str> {
@@ -1051,7 +1075,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         w.end_object();
     }
     if let Some(tb) = r.time_basis {
-        w.str_plain(key!("time_basis"), tb.as_str());
+        write_time_basis(&mut w, tb);
     }
     if let Some(s) = r.start_uptime_ms {
         w.u64(key!("start_uptime_ms"), s);
@@ -1063,12 +1087,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         key!("sampling_rate"),
         u64::from(r.sampling_rate.unwrap_or(1)),
     );
-    w.str_plain(
-        key!("sampling_source"),
-        r.sampling_source
-            .unwrap_or(crate::record::SamplingSource::Unknown)
-            .as_str(),
-    );
+    write_sampling_source(&mut w, r.sampling_source.unwrap_or(SamplingSource::Unknown));
     if let Some(s) = r.sampler_id {
         w.u64(key!("sampler_id"), s);
     }
@@ -1499,6 +1518,28 @@ mod tests {
                 JsonWriter::new(&mut b).str_plain(key!("transport"), name);
             }
             assert_eq!(a, b, "{p}");
+        }
+        for tb in [
+            TimeBasis::Absolute,
+            TimeBasis::Uptime,
+            TimeBasis::UptimeUnresolved,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_time_basis(&mut JsonWriter::new(&mut a), tb);
+            JsonWriter::new(&mut b).str_plain(key!("time_basis"), tb.as_str());
+            assert_eq!(a, b);
+        }
+        for s in [
+            SamplingSource::V5Header,
+            SamplingSource::Record,
+            SamplingSource::Options,
+            SamplingSource::Sflow,
+            SamplingSource::Unknown,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_sampling_source(&mut JsonWriter::new(&mut a), s);
+            JsonWriter::new(&mut b).str_plain(key!("sampling_source"), s.as_str());
+            assert_eq!(a, b);
         }
         let (mut a, mut b) = (Vec::new(), Vec::new());
         JsonWriter::new(&mut a).str_quoted(key!("type"), b"\"ipv4\"");
