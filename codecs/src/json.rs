@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind};
+use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind, SamplingSource, TimeBasis};
 
 /// Options of the encoder.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,6 +95,34 @@ impl KeyBuf {
     }
 }
 
+/// Bytes of a [`WideKey`].
+pub const WIDE_KEY: usize = 48;
+
+/// A key fragment `,"name":` of up to [`WIDE_KEY`] bytes kept in place with zeros after it,
+/// written with one fixed-size copy (templates' element names are longer than [`KEY_PAD`]
+/// allows for more often than the document's own keys).
+#[derive(Debug, Clone, Copy)]
+pub struct WideKey<'k> {
+    text: &'k [u8; WIDE_KEY],
+    /// length of the fragment in `text` (at most [`WIDE_KEY`])
+    len: usize,
+}
+
+impl<'k> WideKey<'k> {
+    /// `text[..len]` is the fragment `,"name":`, the bytes after it padding; `len <= WIDE_KEY`.
+    #[inline]
+    pub fn new(text: &'k [u8; WIDE_KEY], len: usize) -> Self {
+        WideKey { text, len }
+    }
+}
+
+impl JsonKey for WideKey<'_> {
+    #[inline]
+    fn write_key(self, w: &mut JsonWriter<'_>) {
+        put_padded(w.buf, self.text, self.len);
+    }
+}
+
 /// `fragment` followed by zeros, `N` bytes in all (for `key!`).
 #[doc(hidden)]
 pub const fn pad_fragment<const N: usize>(fragment: &str) -> [u8; N] {
@@ -154,22 +182,6 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, chunk: &[u8; N], n: usize) {
     buf.truncate(end);
 }
 
-/// Entries of the per-document [`TimeCache`].
-const TIMES: usize = 3;
-
-/// Timestamps a document repeats (`@timestamp` is `event.end`, the raw start / end elements
-/// are `event.start` / `event.end`, `flow.export_time` comes between them): the last three
-/// formatted, kept per document.
-#[derive(Clone, Copy)]
-struct TimeCache {
-    ns: [u64; TIMES],
-    text: [[u8; 32]; TIMES],
-    /// entries filled (0..=TIMES)
-    len: u8,
-    /// the entry to replace next
-    next: u8,
-}
-
 /// `JsonWriter::open_at` of an object whose bracket is written already (`begin_object_with`).
 const OPENED: usize = usize::MAX;
 
@@ -185,7 +197,6 @@ pub struct JsonWriter<'b> {
     /// [`OPENED`]
     open_at: [usize; 32],
     depth: u8,
-    times: TimeCache,
 }
 
 impl<'b> JsonWriter<'b> {
@@ -194,12 +205,6 @@ impl<'b> JsonWriter<'b> {
             buf,
             open_at: [OPENED; 32],
             depth: 0,
-            times: TimeCache {
-                ns: [0; TIMES],
-                text: [[0; 32]; TIMES],
-                len: 0,
-                next: 0,
-            },
         }
     }
 
@@ -256,16 +261,17 @@ impl<'b> JsonWriter<'b> {
         self.open();
     }
 
-    /// `"key":{` followed by `members`, a non-empty run of members written as they are
-    /// (`"a":1,"b":[2]`): static parts of a document in one copy.
-    pub fn begin_object_with(&mut self, key: impl JsonKey, members: &str) {
+    /// `"key":{` followed by `members`, a run of members written as they are
+    /// (`"a":1,"b":[2]`): static parts of a document in one copy of a size known when
+    /// compiling (no call to `memcpy`).
+    pub fn begin_object_with<const N: usize>(&mut self, key: impl JsonKey, members: &[u8; N]) {
         self.key(key);
-        if members.is_empty() {
+        if N == 0 {
             self.open();
             return;
         }
         self.buf.push(b'{');
-        self.buf.extend_from_slice(members.as_bytes());
+        self.buf.extend_from_slice(members);
         self.push_level(OPENED);
     }
 
@@ -325,6 +331,14 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
     }
 
+    /// A string value given with its quotes (`b"\"tcp\""`), known to need no escaping: one
+    /// copy of a size known when compiling.
+    #[inline]
+    pub fn str_quoted<const N: usize>(&mut self, key: impl JsonKey, quoted: &[u8; N]) {
+        self.key(key);
+        self.buf.extend_from_slice(quoted);
+    }
+
     /// A string from the wire: invalid UTF-8 is replaced, control characters and quotes escaped,
     /// trailing NULs (fixed-size string fields) dropped.
     pub fn str_bytes(&mut self, key: impl JsonKey, v: &[u8]) {
@@ -370,26 +384,7 @@ impl<'b> JsonWriter<'b> {
     #[inline]
     pub fn time_ns(&mut self, key: impl JsonKey, ns: u64) {
         self.key(key);
-        let text = self.rfc3339_cached(ns);
-        self.buf.extend_from_slice(&text);
-    }
-
-    /// The quoted RFC 3339 text of `ns`, from the per-document cache when it was written before.
-    #[inline]
-    fn rfc3339_cached(&mut self, ns: u64) -> [u8; 32] {
-        let c = &mut self.times;
-        for i in 0..usize::from(c.len) {
-            if c.ns[i] == ns {
-                return c.text[i];
-            }
-        }
-        let text = rfc3339(ns);
-        let i = usize::from(c.next);
-        c.ns[i] = ns;
-        c.text[i] = text;
-        c.next = (c.next + 1) % TIMES as u8;
-        c.len = (c.len + 1).min(TIMES as u8);
-        text
+        self.buf.extend_from_slice(&rfc3339_cached(ns));
     }
 
     /// An element of an array of numbers.
@@ -425,15 +420,34 @@ const PAIRS: [[u8; 2]; 100] = {
 };
 
 /// The decimal text of `v` (as `itoa` writes it).
-#[inline]
+#[inline(always)]
 fn write_u64(buf: &mut Vec<u8>, v: u64) {
-    if v < 10 {
-        buf.push(b'0' + v as u8);
-    } else if v < 100 {
-        buf.extend_from_slice(&PAIRS[v as usize]);
+    // inlined everywhere: the values of one-byte fields (`u64::from(u8)`) then take the table
+    // path alone, with no call and no test of the digit count
+    if v < 256 {
+        put_dec3(buf, v as u8);
+    } else if v < 100_000_000 {
+        // inline: most numbers of a document (ports, counters, ids) have up to eight digits
+        put_digits8(buf, v as u32);
     } else {
         write_u64_long(buf, v);
     }
+}
+
+/// The decimal text of a byte value from the [`DEC`] table: one four-byte copy.
+#[inline(always)]
+fn put_dec3(buf: &mut Vec<u8>, b: u8) {
+    let d = DEC[usize::from(b)];
+    put_padded(buf, &d, usize::from(d[3]));
+}
+
+/// The decimal text of `0 < v < 100_000_000` (no leading zeros).
+#[inline(always)]
+fn put_digits8(buf: &mut Vec<u8>, v: u32) {
+    let d = digits8(v);
+    let zeros = d.trailing_zeros() / 8;
+    let n = 8 - zeros as usize;
+    put_padded(buf, &((d >> (8 * zeros)) | ASCII_ZEROS).to_le_bytes(), n);
 }
 
 /// The eight decimal digits of `v < 100_000_000` as the bytes of a little-endian word, the
@@ -454,28 +468,19 @@ fn digits8(v: u32) -> u64 {
 
 const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
 
-/// [`write_u64`] of `v >= 100`.
+/// [`write_u64`] of `v >= 100_000_000`.
+#[inline(never)]
 fn write_u64_long(buf: &mut Vec<u8>, v: u64) {
-    let (top, rest) = if v < 100_000_000 {
-        (v as u32, 0)
-    } else if v < 10_000_000_000_000_000 {
-        ((v / 100_000_000) as u32, 1)
+    // the leading digits without their leading zeros (they are > 0), then eight or sixteen
+    if v < 10_000_000_000_000_000 {
+        put_digits8(buf, (v / 100_000_000) as u32);
     } else {
-        ((v / 10_000_000_000_000_000) as u32, 2)
-    };
-    // the leading digits without their leading zeros (top > 0)
-    let d = digits8(top);
-    let zeros = d.trailing_zeros() / 8;
-    let n = 8 - zeros as usize;
-    put_padded(buf, &((d >> (8 * zeros)) | ASCII_ZEROS).to_le_bytes(), n);
-    if rest == 2 {
+        put_digits8(buf, (v / 10_000_000_000_000_000) as u32);
         let mid = (v / 100_000_000 % 100_000_000) as u32;
         buf.extend_from_slice(&(digits8(mid) | ASCII_ZEROS).to_le_bytes());
     }
-    if rest >= 1 {
-        let low = (v % 100_000_000) as u32;
-        buf.extend_from_slice(&(digits8(low) | ASCII_ZEROS).to_le_bytes());
-    }
+    let low = (v % 100_000_000) as u32;
+    buf.extend_from_slice(&(digits8(low) | ASCII_ZEROS).to_le_bytes());
 }
 
 /// Decimal text of every byte value: up to three digits, then the digit count.
@@ -714,6 +719,57 @@ fn minute_prefix_cached(minute: u64) -> [u8; 18] {
         .unwrap_or_else(|_| minute_prefix(minute))
 }
 
+/// Entries of the [`TimeCache`] (a power of two).
+const TIME_SLOTS: usize = 8;
+
+/// Times formatted last on this thread, each in the slot a hash of its nanoseconds picks: a
+/// document repeats its times (`@timestamp` is `event.end`, the raw start / end elements are
+/// `event.start` / `event.end`) and the documents of one datagram share `flow.export_time`.
+struct TimeCache {
+    /// nanoseconds of each entry; `u64::MAX`, whose text the entries start with, for none
+    ns: [Cell<u64>; TIME_SLOTS],
+    text: [Cell<[u8; 32]>; TIME_SLOTS],
+}
+
+/// [`rfc3339`] of `u64::MAX`: what an unused [`TimeCache`] entry holds, so that it is right
+/// for the one time it matches.
+const MAX_TEXT: [u8; 32] = *b"\"2554-07-21T23:34:33.709551615Z\"";
+
+thread_local! {
+    static TIMES: TimeCache = const {
+        TimeCache {
+            ns: [const { Cell::new(u64::MAX) }; TIME_SLOTS],
+            text: [const { Cell::new(MAX_TEXT) }; TIME_SLOTS],
+        }
+    };
+}
+
+/// The [`TimeCache`] slot of `ns`.
+#[inline(always)]
+fn time_slot(ns: u64) -> usize {
+    // multiplicative hashing: the top bits of the product depend on all bits of `ns`
+    ((ns ^ (ns >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - TIME_SLOTS.trailing_zeros()))
+        as usize
+}
+
+/// [`rfc3339`] through this thread's [`TimeCache`].
+#[inline]
+fn rfc3339_cached(ns: u64) -> [u8; 32] {
+    TIMES
+        .try_with(|c| {
+            let i = time_slot(ns) % TIME_SLOTS;
+            if c.ns[i].get() == ns {
+                c.text[i].get()
+            } else {
+                let text = rfc3339(ns);
+                c.ns[i].set(ns);
+                c.text[i].set(text);
+                text
+            }
+        })
+        .unwrap_or_else(|_| rfc3339(ns))
+}
+
 /// The quoted text [`write_rfc3339`] writes.
 #[inline]
 fn rfc3339(ns: u64) -> [u8; 32] {
@@ -731,6 +787,55 @@ fn rfc3339(ns: u64) -> [u8; 32] {
     out
 }
 
+/// `network.transport`: the name of IANA protocol `p`, when it has one here.
+#[inline]
+fn write_transport(w: &mut JsonWriter<'_>, p: u8) {
+    let k = key!("transport");
+    match p {
+        1 => w.str_quoted(k, b"\"icmp\""),
+        2 => w.str_quoted(k, b"\"igmp\""),
+        4 => w.str_quoted(k, b"\"ipv4\""),
+        6 => w.str_quoted(k, b"\"tcp\""),
+        17 => w.str_quoted(k, b"\"udp\""),
+        41 => w.str_quoted(k, b"\"ipv6\""),
+        47 => w.str_quoted(k, b"\"gre\""),
+        50 => w.str_quoted(k, b"\"esp\""),
+        51 => w.str_quoted(k, b"\"ah\""),
+        58 => w.str_quoted(k, b"\"ipv6-icmp\""),
+        89 => w.str_quoted(k, b"\"ospf\""),
+        103 => w.str_quoted(k, b"\"pim\""),
+        112 => w.str_quoted(k, b"\"vrrp\""),
+        132 => w.str_quoted(k, b"\"sctp\""),
+        _ => {}
+    }
+}
+
+/// `flow.time_basis`: [`TimeBasis::as_str`] as a literal (a copy of a known size).
+#[inline]
+fn write_time_basis(w: &mut JsonWriter<'_>, tb: TimeBasis) {
+    let k = key!("time_basis");
+    match tb {
+        TimeBasis::Absolute => w.str_quoted(k, b"\"absolute\""),
+        TimeBasis::Uptime => w.str_quoted(k, b"\"uptime\""),
+        TimeBasis::UptimeUnresolved => w.str_quoted(k, b"\"uptime_unresolved\""),
+    }
+}
+
+/// `flow.sampling_source`: [`SamplingSource::as_str`] as a literal.
+#[inline]
+fn write_sampling_source(w: &mut JsonWriter<'_>, s: SamplingSource) {
+    let k = key!("sampling_source");
+    match s {
+        SamplingSource::V5Header => w.str_quoted(k, b"\"v5_header\""),
+        SamplingSource::Record => w.str_quoted(k, b"\"record\""),
+        SamplingSource::Options => w.str_quoted(k, b"\"options\""),
+        SamplingSource::Sflow => w.str_quoted(k, b"\"sflow\""),
+        SamplingSource::Unknown => w.str_quoted(k, b"\"unknown\""),
+    }
+}
+
+/// The names [`write_transport`] writes (its reference in tests).
+#[cfg(test)]
 fn transport_name(p: u8) -> Option<&'static str> {
     Some(match p {
         1 => "icmp",
@@ -763,14 +868,17 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     // event (ECS categorisation, as Elastic's NetFlow integration does it)
     match r.kind {
         RecordKind::Flow => {
-            w.begin_object_with(
-                key!("event"),
-                if r.protocol == FlowProtocol::Sflow5 {
-                    r#""kind":"event","category":["network"],"type":["connection"],"action":"sflow_flow""#
-                } else {
-                    r#""kind":"event","category":["network"],"type":["connection"],"action":"netflow_flow""#
-                },
-            );
+            if r.protocol == FlowProtocol::Sflow5 {
+                w.begin_object_with(
+                    key!("event"),
+                    br#""kind":"event","category":["network"],"type":["connection"],"action":"sflow_flow""#,
+                );
+            } else {
+                w.begin_object_with(
+                    key!("event"),
+                    br#""kind":"event","category":["network"],"type":["connection"],"action":"netflow_flow""#,
+                );
+            }
             if let Some(s) = r.start_ns {
                 w.time_ns(key!("start"), s);
             }
@@ -786,7 +894,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         RecordKind::Counters => {
             w.begin_object_with(
                 key!("event"),
-                r#""kind":"metric","category":["network"],"type":["info"],"action":"sflow_counters""#,
+                br#""kind":"metric","category":["network"],"type":["info"],"action":"sflow_counters""#,
             );
         }
     }
@@ -831,9 +939,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
 
         w.begin_object(key!("network"));
         if let Some(p) = r.ip_protocol {
-            if let Some(name) = transport_name(p) {
-                w.str_plain(key!("transport"), name);
-            }
+            write_transport(&mut w, p);
             w.key(key!("iana_number"));
             write_quoted::<5>(w.buf, |out| {
                 let d = DEC[usize::from(p)];
@@ -847,8 +953,8 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             None => None,
         });
         match ipv {
-            Some(4) => w.str_plain(key!("type"), "ipv4"),
-            Some(6) => w.str_plain(key!("type"), "ipv6"),
+            Some(4) => w.str_quoted(key!("type"), b"\"ipv4\""),
+            Some(6) => w.str_quoted(key!("type"), b"\"ipv6\""),
             _ => {}
         }
         if let Some(b) = r.bytes {
@@ -858,8 +964,8 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             w.u64(key!("packets"), p);
         }
         match r.direction {
-            Some(0) => w.str_plain(key!("direction"), "ingress"),
-            Some(1) => w.str_plain(key!("direction"), "egress"),
+            Some(0) => w.str_quoted(key!("direction"), b"\"ingress\""),
+            Some(1) => w.str_quoted(key!("direction"), b"\"egress\""),
             _ => {}
         }
         if let Some(v) = r.vlan.or(r.src_vlan) {
@@ -880,23 +986,22 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
                 &mut cid,
             );
             w.key(key!("community_id"));
-            w.buf.push(b'"');
-            w.buf.extend_from_slice(&cid[..n]);
-            w.buf.push(b'"');
+            // the id padded: one fixed-size copy
+            write_quoted::<36>(w.buf, |out| {
+                out[1..34].copy_from_slice(&cid);
+                1 + n.min(33)
+            });
         }
         w.end_object();
     }
 
     // flow: what ECS lacks
-    w.begin_object_with(
-        key!("flow"),
-        match r.protocol {
-            FlowProtocol::NetflowV5 => r#""protocol":"netflow_v5""#,
-            FlowProtocol::NetflowV9 => r#""protocol":"netflow_v9""#,
-            FlowProtocol::Ipfix => r#""protocol":"ipfix""#,
-            FlowProtocol::Sflow5 => r#""protocol":"sflow5""#,
-        },
-    );
+    match r.protocol {
+        FlowProtocol::NetflowV5 => w.begin_object_with(key!("flow"), br#""protocol":"netflow_v5""#),
+        FlowProtocol::NetflowV9 => w.begin_object_with(key!("flow"), br#""protocol":"netflow_v9""#),
+        FlowProtocol::Ipfix => w.begin_object_with(key!("flow"), br#""protocol":"ipfix""#),
+        FlowProtocol::Sflow5 => w.begin_object_with(key!("flow"), br#""protocol":"sflow5""#),
+    }
     w.u64(key!("exporter_port"), u64::from(r.exporter.port()));
     if let Some(t) = r.export_time_ns {
         w.time_ns(key!("export_time"), t);
@@ -970,7 +1075,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         w.end_object();
     }
     if let Some(tb) = r.time_basis {
-        w.str_plain(key!("time_basis"), tb.as_str());
+        write_time_basis(&mut w, tb);
     }
     if let Some(s) = r.start_uptime_ms {
         w.u64(key!("start_uptime_ms"), s);
@@ -982,12 +1087,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
         key!("sampling_rate"),
         u64::from(r.sampling_rate.unwrap_or(1)),
     );
-    w.str_plain(
-        key!("sampling_source"),
-        r.sampling_source
-            .unwrap_or(crate::record::SamplingSource::Unknown)
-            .as_str(),
-    );
+    write_sampling_source(&mut w, r.sampling_source.unwrap_or(SamplingSource::Unknown));
     if let Some(s) = r.sampler_id {
         w.u64(key!("sampler_id"), s);
     }
@@ -1295,8 +1395,8 @@ mod tests {
             let mut cached = Vec::new();
             let mut w = JsonWriter::new(&mut cached);
             let mut plain = Vec::new();
-            // more distinct values than the cache holds: entries are replaced
-            for ns in [a, b, a, c, b, d, c, a, d, b, a, a] {
+            // u64::MAX: the time an unused entry holds
+            for ns in [a, b, a, c, b, d, c, a, d, b, a, a, u64::MAX, a, u64::MAX] {
                 w.time_ns("t", ns);
                 write_rfc3339(&mut plain, ns);
             }
@@ -1307,6 +1407,65 @@ mod tests {
                 proptest::prop_assert_eq!(rfc3339(ns), rfc3339_reference(ns));
             }
         }
+    }
+
+    proptest::proptest! {
+        /// Times of consecutive documents (the same time again, the next nanosecond, second,
+        /// minute, day; times of earlier documents) through the thread's time cache against the
+        /// plain formatter.
+        #[test]
+        fn time_cache_across_documents(
+            base in proptest::prop_oneof![
+                proptest::strategy::Just(0u64),
+                0u64..200_000_000_000_000,
+                1_700_000_000_000_000_000u64..1_700_000_100_000_000_000,
+                0u64..u64::MAX,
+                proptest::strategy::Just(u64::MAX - 3_600_000_000_000),
+            ],
+            steps in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(0u64),
+                    proptest::strategy::Just(1u64),
+                    0u64..1_000_000_000,
+                    proptest::strategy::Just(1_000_000_000u64),
+                    proptest::strategy::Just(60_000_000_000u64),
+                    proptest::strategy::Just(86_400_000_000_000u64),
+                    0u64..3_600_000_000_000,
+                ],
+                1..40,
+            ),
+            back in proptest::collection::vec(proptest::prelude::any::<bool>(), 40),
+        ) {
+            let mut ns = base;
+            let mut seen = Vec::new();
+            for (i, d) in steps.into_iter().enumerate() {
+                ns = if back[i] { ns.saturating_sub(d) } else { ns.saturating_add(d) };
+                seen.push(ns);
+                let mut doc = Vec::new();
+                let mut w = JsonWriter::new(&mut doc);
+                let mut plain = Vec::new();
+                for t in [ns, seen[i / 2], ns, seen[0], u64::MAX, ns] {
+                    w.time_ns(key!("t"), t);
+                    plain.extend_from_slice(b",\"t\":");
+                    write_rfc3339(&mut plain, t);
+                }
+                proptest::prop_assert_eq!(doc, plain);
+            }
+        }
+    }
+
+    #[test]
+    fn unused_time_cache_entries_are_right() {
+        assert_eq!(MAX_TEXT, rfc3339(u64::MAX));
+        assert_eq!(MAX_TEXT, rfc3339_reference(u64::MAX));
+        // every slot unused on a new thread
+        std::thread::spawn(|| {
+            let mut b = Vec::new();
+            JsonWriter::new(&mut b).time_ns("t", u64::MAX);
+            assert_eq!(&b[5..], &MAX_TEXT[..]);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
@@ -1351,6 +1510,58 @@ mod tests {
     }
 
     #[test]
+    fn transport_names_and_fixed_strings() {
+        for p in 0..=255u8 {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_transport(&mut JsonWriter::new(&mut a), p);
+            if let Some(name) = transport_name(p) {
+                JsonWriter::new(&mut b).str_plain(key!("transport"), name);
+            }
+            assert_eq!(a, b, "{p}");
+        }
+        for tb in [
+            TimeBasis::Absolute,
+            TimeBasis::Uptime,
+            TimeBasis::UptimeUnresolved,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_time_basis(&mut JsonWriter::new(&mut a), tb);
+            JsonWriter::new(&mut b).str_plain(key!("time_basis"), tb.as_str());
+            assert_eq!(a, b);
+        }
+        for s in [
+            SamplingSource::V5Header,
+            SamplingSource::Record,
+            SamplingSource::Options,
+            SamplingSource::Sflow,
+            SamplingSource::Unknown,
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            write_sampling_source(&mut JsonWriter::new(&mut a), s);
+            JsonWriter::new(&mut b).str_plain(key!("sampling_source"), s.as_str());
+            assert_eq!(a, b);
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        JsonWriter::new(&mut a).str_quoted(key!("type"), b"\"ipv4\"");
+        JsonWriter::new(&mut b).str_plain(key!("type"), "ipv4");
+        assert_eq!(a, b);
+        // an empty run of members: an object like begin_object's
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut w = JsonWriter::new(&mut a);
+        w.begin();
+        w.begin_object_with(key!("o"), b"");
+        w.end_object();
+        w.end_object();
+        let mut w = JsonWriter::new(&mut b);
+        w.begin();
+        w.begin_object(key!("o"));
+        w.end_object();
+        w.end_object();
+        assert_eq!(a, b);
+        assert_eq!(a, br#"{"o":{}}"#);
+    }
+
+    #[test]
     fn long_and_unpadded_keys() {
         let long = "k".repeat(70);
         let kb = KeyBuf::new(&long);
@@ -1383,7 +1594,7 @@ mod tests {
         w.item_u64(1);
         w.end_array();
         w.end_object();
-        w.begin_object_with(key!("p"), r#""k":"v""#);
+        w.begin_object_with(key!("p"), br#""k":"v""#);
         w.bool(key!("z"), false);
         w.end_object();
         w.end_object();

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{be16, be32, be_uint, DecodeError};
 use crate::ie::{self, IeType, REVERSE_PEN};
-use crate::json::{JsonWriter, Key, KeyBuf};
+use crate::json::{JsonKey, JsonWriter, KeyBuf, WideKey, WIDE_KEY};
 use crate::record::{FlowProtocol, FlowRecord};
 
 /// Field length meaning "variable length" (RFC 7011 section 7).
@@ -244,6 +244,82 @@ pub struct Template {
     pub wire: Vec<u8>,
     /// Decode plan of a fixed-length template.
     pub(crate) plan: Option<Plan>,
+    /// How [`Template::write_raw_json`] writes a record of a fixed-length template whose keys
+    /// all fit [`WIDE_KEY`] bytes.
+    raw_ops: Option<Box<[RawOp]>>,
+}
+
+/// One field of a fixed-length template as [`Template::write_raw_json`] writes it: where its
+/// value is, how to write it, and its key in place (no pointer to follow, no variable-length
+/// test, no position to carry from the field before).
+#[derive(Debug, Clone)]
+struct RawOp {
+    /// `,"name":` and zeros
+    key: [u8; WIDE_KEY],
+    key_len: u8,
+    kind: RawKind,
+    json: JsonKind,
+    ty: IeType,
+    len: u16,
+    /// where the value starts in the record
+    off: u32,
+}
+
+/// The kinds a [`RawOp`] writes with the value's length known, and the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RawKind {
+    U8,
+    U16,
+    U32,
+    U64,
+    Ipv4,
+    DateMillis,
+    /// [`write_field`]
+    General,
+}
+
+/// The [`RawOp`]s of a fixed-length template's fields (paddingOctets left out: they write
+/// nothing); `None` for a variable-length field or a key longer than [`WIDE_KEY`] bytes.
+fn raw_ops(specs: &[FieldSpec]) -> Option<Box<[RawOp]>> {
+    let mut ops = Vec::with_capacity(specs.len());
+    let mut off = 0usize;
+    for s in specs {
+        if s.len == VARLEN {
+            return None;
+        }
+        let kind = match (s.json, s.len) {
+            (JsonKind::Skip, _) => None,
+            (JsonKind::Unsigned, 1) => Some(RawKind::U8),
+            (JsonKind::Unsigned, 2) => Some(RawKind::U16),
+            (JsonKind::Unsigned, 4) => Some(RawKind::U32),
+            (JsonKind::Unsigned, 8) => Some(RawKind::U64),
+            (JsonKind::Ipv4, 4) => Some(RawKind::Ipv4),
+            (JsonKind::DateMillis, 8) => Some(RawKind::DateMillis),
+            _ => Some(RawKind::General),
+        };
+        if let Some(kind) = kind {
+            let fragment = s.key.as_str().as_bytes();
+            let mut key = [0u8; WIDE_KEY];
+            key.get_mut(..fragment.len())?.copy_from_slice(fragment);
+            ops.push(RawOp {
+                key,
+                key_len: fragment.len() as u8,
+                kind,
+                json: s.json,
+                ty: s.ty,
+                len: s.len,
+                off: u32::try_from(off).ok()?,
+            });
+        }
+        off += usize::from(s.len);
+    }
+    Some(ops.into_boxed_slice())
+}
+
+/// The first `N` bytes at `off` of `data`.
+#[inline(always)]
+fn bytes_at<const N: usize>(data: &[u8], off: usize) -> Option<[u8; N]> {
+    data.get(off..off + N)?.try_into().ok()
 }
 
 /// A field as it appears on the wire, before compilation.
@@ -372,6 +448,7 @@ impl Template {
         } else {
             None
         };
+        let raw_ops = if fixed { raw_ops(&specs) } else { None };
         Ok(Template {
             id,
             version,
@@ -382,6 +459,7 @@ impl Template {
             min_len,
             wire: wire.to_vec(),
             plan,
+            raw_ops,
         })
     }
 
@@ -431,10 +509,50 @@ impl Template {
     pub(crate) fn write_raw_json(&self, data: &[u8], proto: FlowProtocol, w: &mut JsonWriter<'_>) {
         let _ = proto;
         w.begin_object(crate::json::key!("netflow"));
+        match (&self.raw_ops, self.fixed_len) {
+            // a whole record (what `records` yields): every op's value is in `data`
+            (Some(ops), Some(len)) if data.len() >= len => write_ops(ops, data, w),
+            _ => self.write_fields(data, w),
+        }
+        w.end_object();
+    }
+
+    /// The members of [`Template::write_raw_json`] field by field: the general path.
+    fn write_fields(&self, data: &[u8], w: &mut JsonWriter<'_>) {
         self.for_each_field(data, |spec, v| {
             write_field(w, spec.key.key(), spec.json, spec.ty, v)
         });
-        w.end_object();
+    }
+}
+
+/// The members of [`Template::write_raw_json`] from a fixed-length template's [`RawOp`]s, as
+/// [`Template::write_fields`] writes them; `data` holds the whole record.
+#[inline]
+fn write_ops(ops: &[RawOp], data: &[u8], w: &mut JsonWriter<'_>) {
+    for op in ops {
+        let key = WideKey::new(&op.key, usize::from(op.key_len));
+        let off = op.off as usize;
+        // the `None`s cannot happen with the whole record; they end the object like a short
+        // record ends `for_each_field`
+        let done = match op.kind {
+            RawKind::U8 => bytes_at::<1>(data, off).map(|v| w.u64(key, u64::from(v[0]))),
+            RawKind::U16 => {
+                bytes_at::<2>(data, off).map(|v| w.u64(key, u64::from(u16::from_be_bytes(v))))
+            }
+            RawKind::U32 => {
+                bytes_at::<4>(data, off).map(|v| w.u64(key, u64::from(u32::from_be_bytes(v))))
+            }
+            RawKind::U64 => bytes_at::<8>(data, off).map(|v| w.u64(key, u64::from_be_bytes(v))),
+            RawKind::Ipv4 => bytes_at::<4>(data, off).map(|v| w.ipv4(key, v)),
+            RawKind::DateMillis => bytes_at::<8>(data, off)
+                .map(|v| w.time_ns(key, u64::from_be_bytes(v).saturating_mul(1_000_000))),
+            RawKind::General => data
+                .get(off..off + usize::from(op.len))
+                .map(|v| write_field(w, key, op.json, op.ty, v)),
+        };
+        if done.is_none() {
+            return;
+        }
     }
 }
 
@@ -525,7 +643,7 @@ impl<'a> Iterator for Records<'a> {
 
 /// Write one value as its compiled [`JsonKind`] says (`v` has the field's length).
 #[inline]
-fn write_field(w: &mut JsonWriter<'_>, key: Key<'_>, kind: JsonKind, ty: IeType, v: &[u8]) {
+fn write_field(w: &mut JsonWriter<'_>, key: impl JsonKey, kind: JsonKind, ty: IeType, v: &[u8]) {
     match kind {
         JsonKind::Skip => {}
         JsonKind::Unsigned => w.u64(key, be_uint(v)),
@@ -539,7 +657,7 @@ fn write_field(w: &mut JsonWriter<'_>, key: Key<'_>, kind: JsonKind, ty: IeType,
     }
 }
 
-fn write_value(w: &mut JsonWriter<'_>, key: Key<'_>, ty: IeType, v: &[u8]) {
+fn write_value(w: &mut JsonWriter<'_>, key: impl JsonKey, ty: IeType, v: &[u8]) {
     use IeType::*;
     match ty {
         Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if v.len() <= 8 => w.u64(key, be_uint(v)),
@@ -1572,6 +1690,109 @@ mod tests {
             len,
             scope: false,
         }
+    }
+
+    /// `{"netflow":{...}}` of one record, through the template's ops when it has them.
+    fn raw_json(t: &Template, data: &[u8]) -> String {
+        let mut b = Vec::new();
+        let mut w = JsonWriter::new(&mut b);
+        w.begin();
+        t.write_raw_json(data, FlowProtocol::Ipfix, &mut w);
+        w.end_object();
+        String::from_utf8(b).unwrap()
+    }
+
+    proptest::proptest! {
+        /// The raw members from a fixed-length template's ops are the ones the field-by-field
+        /// path writes, for random templates (duplicates, odd lengths, padding, reverse and
+        /// unknown enterprise elements) and random record bytes, whole and cut short.
+        #[test]
+        fn raw_ops_write_what_fields_write(
+            picks in proptest::collection::vec((0usize..PLAN_IES.len(), 0usize..6, 0u8..8), 1..30),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 600),
+            version in proptest::sample::select(vec![9u16, 10]),
+            cut in 0usize..600,
+        ) {
+            let fields: Vec<WireField> = picks
+                .iter()
+                .map(|&(i, l, e)| {
+                    let (id, lens) = PLAN_IES[i];
+                    WireField {
+                        id,
+                        enterprise: match e {
+                            0 if version == 10 => REVERSE_PEN,
+                            1 if version == 10 => 4_294_967_295,
+                            _ => 0,
+                        },
+                        len: lens[l % lens.len()],
+                        scope: false,
+                    }
+                })
+                .collect();
+            let Ok(t) = Template::compile(version, 256, false, &fields, &[]) else {
+                return Ok(());
+            };
+            let len = t.fixed_len.unwrap();
+            let mut general = t.clone();
+            general.raw_ops = None;
+            for data in [&bytes[..len], &bytes[..cut.min(len)]] {
+                proptest::prop_assert_eq!(raw_json(&t, data), raw_json(&general, data));
+            }
+        }
+    }
+
+    #[test]
+    fn raw_ops_only_for_fixed_lengths_and_short_keys() {
+        let basic = [
+            wf(8, 4),
+            wf(7, 2),
+            wf(4, 1),
+            wf(1, 8),
+            wf(152, 8),
+            wf(210, 3),
+        ];
+        let t = Template::compile(10, 256, false, &basic, &[]).unwrap();
+        // paddingOctets writes nothing: no op
+        assert_eq!(t.raw_ops.as_ref().map(|o| o.len()), Some(5));
+        let data: Vec<u8> = (1..=t.fixed_len.unwrap() as u8).collect();
+        let mut start = Vec::new();
+        crate::json::write_rfc3339(
+            &mut start,
+            u64::from_be_bytes([16, 17, 18, 19, 20, 21, 22, 23]).saturating_mul(1_000_000),
+        );
+        assert_eq!(
+            raw_json(&t, &data),
+            format!(
+                r#"{{"netflow":{{"source_ipv4_address":"1.2.3.4","source_transport_port":1286,"protocol_identifier":7,"octet_delta_count":{},"flow_start_milliseconds":{}}}}}"#,
+                u64::from_be_bytes([8, 9, 10, 11, 12, 13, 14, 15]),
+                String::from_utf8(start).unwrap()
+            )
+        );
+        // destinationIPv4PrefixLength: a key longer than the document's own padded keys
+        let t = Template::compile(10, 256, false, &[wf(13, 1)], &[]).unwrap();
+        assert!(t.raw_ops.is_some());
+        assert_eq!(
+            raw_json(&t, &[24]),
+            r#"{"netflow":{"destination_ipv4_prefix_length":24}}"#
+        );
+        // a variable-length field; a key longer than the padded copy
+        let var = [wf(8, 4), wf(82, VARLEN)];
+        assert!(Template::compile(10, 256, false, &var, &[])
+            .unwrap()
+            .raw_ops
+            .is_none());
+        let long = [WireField {
+            id: 381,
+            enterprise: REVERSE_PEN,
+            len: 4,
+            scope: false,
+        }];
+        let t = Template::compile(10, 256, false, &long, &[]).unwrap();
+        assert!(t.raw_ops.is_none());
+        assert_eq!(
+            raw_json(&t, &[0, 0, 1, 0]),
+            r#"{"netflow":{"reverse_distinct_count_of_destination_ipv4_address":256}}"#
+        );
     }
 
     #[test]
