@@ -1,9 +1,10 @@
 //! JSON encoding straight into a caller's reusable buffer.
 //!
 //! `encode(&record, &mut buf)` appends one document (no trailing newline) and allocates nothing
-//! once `buf` has grown to the size of the largest document: numbers go through `itoa`,
-//! addresses through their `Display` into the buffer, times through a hand-written RFC 3339
-//! formatter. The document layout is written down in `docs/schema.md`.
+//! once `buf` has grown to the size of the largest document: keys are precomputed fragments
+//! copied whole, numbers, addresses and times go through hand-written formatters (times through
+//! a per-thread cache of the last ones formatted). The document layout is written down in
+//! `docs/schema.md`.
 
 use std::cell::Cell;
 use std::io::Write as _;
@@ -706,17 +707,36 @@ thread_local! {
 fn minute_prefix_cached(minute: u64) -> [u8; 18] {
     MINUTES
         .try_with(|c| {
-            let i = (minute % 4) as usize;
-            if c.minute[i].get() == minute {
-                c.text[i].get()
-            } else {
-                let text = minute_prefix(minute);
-                c.minute[i].set(minute);
-                c.text[i].set(text);
-                text
-            }
+            memo(
+                &c.minute,
+                &c.text,
+                (minute % 4) as usize,
+                minute,
+                minute_prefix,
+            )
         })
         .unwrap_or_else(|_| minute_prefix(minute))
+}
+
+/// The value of key `k` from entry `i` (mod `N`) of a per-thread memo of `N` keys and values;
+/// when the entry holds another key, `f(k)`, kept there in its place.
+#[inline(always)]
+fn memo<T: Copy, const N: usize>(
+    keys: &[Cell<u64>; N],
+    values: &[Cell<T>; N],
+    i: usize,
+    k: u64,
+    f: impl FnOnce(u64) -> T,
+) -> T {
+    let i = i % N;
+    if keys[i].get() == k {
+        values[i].get()
+    } else {
+        let v = f(k);
+        keys[i].set(k);
+        values[i].set(v);
+        v
+    }
 }
 
 /// Entries of the [`TimeCache`] (a power of two).
@@ -756,17 +776,7 @@ fn time_slot(ns: u64) -> usize {
 #[inline]
 fn rfc3339_cached(ns: u64) -> [u8; 32] {
     TIMES
-        .try_with(|c| {
-            let i = time_slot(ns) % TIME_SLOTS;
-            if c.ns[i].get() == ns {
-                c.text[i].get()
-            } else {
-                let text = rfc3339(ns);
-                c.ns[i].set(ns);
-                c.text[i].set(text);
-                text
-            }
-        })
+        .try_with(|c| memo(&c.ns, &c.text, time_slot(ns), ns, rfc3339))
         .unwrap_or_else(|_| rfc3339(ns))
 }
 
@@ -1279,6 +1289,33 @@ mod tests {
         ]
     }
 
+    /// Start times for the time proptests: 1970, a leap day, today, anywhere, the far future.
+    fn time_bases() -> impl proptest::strategy::Strategy<Value = u64> {
+        proptest::prop_oneof![
+            proptest::strategy::Just(0u64),
+            0u64..200_000_000_000_000,
+            951_782_400_000_000_000u64..951_868_800_000_000_000,
+            1_700_000_000_000_000_000u64..1_700_000_100_000_000_000,
+            0u64..u64::MAX,
+            proptest::strategy::Just(u64::MAX - 3_600_000_000_000),
+        ]
+    }
+
+    /// Steps between consecutive times: the same time, the next nanosecond, within the second,
+    /// the next second, minute(s), day, within the hour.
+    fn time_steps() -> impl proptest::strategy::Strategy<Value = u64> {
+        proptest::prop_oneof![
+            proptest::strategy::Just(0u64),
+            proptest::strategy::Just(1u64),
+            0u64..1_000_000_000,
+            proptest::strategy::Just(1_000_000_000u64),
+            proptest::strategy::Just(60_000_000_000u64),
+            proptest::strategy::Just(240_000_000_000u64),
+            proptest::strategy::Just(86_400_000_000_000u64),
+            0u64..3_600_000_000_000,
+        ]
+    }
+
     proptest::proptest! {
         #[test]
         fn ipv6_formatting_matches_std(g in proptest::array::uniform8(group())) {
@@ -1358,24 +1395,8 @@ mod tests {
         /// days, 1970, the far future) through the minute cache against the reference formatter.
         #[test]
         fn minute_cache_gives_the_same_text(
-            base in proptest::prop_oneof![
-                proptest::strategy::Just(0u64),
-                0u64..200_000_000_000_000,
-                951_782_400_000_000_000u64..951_868_800_000_000_000,
-                1_700_000_000_000_000_000u64..1_700_000_100_000_000_000,
-                0u64..u64::MAX,
-                proptest::strategy::Just(u64::MAX - 3_600_000_000_000),
-            ],
-            steps in proptest::collection::vec(
-                proptest::prop_oneof![
-                    0u64..1_000_000_000,
-                    proptest::strategy::Just(60_000_000_000u64),
-                    proptest::strategy::Just(240_000_000_000u64),
-                    proptest::strategy::Just(86_400_000_000_000u64),
-                    0u64..3_600_000_000_000,
-                ],
-                1..20,
-            ),
+            base in time_bases(),
+            steps in proptest::collection::vec(time_steps(), 1..20),
             back in proptest::collection::vec(proptest::prelude::any::<bool>(), 20),
         ) {
             use proptest::prelude::*;
@@ -1415,25 +1436,8 @@ mod tests {
         /// plain formatter.
         #[test]
         fn time_cache_across_documents(
-            base in proptest::prop_oneof![
-                proptest::strategy::Just(0u64),
-                0u64..200_000_000_000_000,
-                1_700_000_000_000_000_000u64..1_700_000_100_000_000_000,
-                0u64..u64::MAX,
-                proptest::strategy::Just(u64::MAX - 3_600_000_000_000),
-            ],
-            steps in proptest::collection::vec(
-                proptest::prop_oneof![
-                    proptest::strategy::Just(0u64),
-                    proptest::strategy::Just(1u64),
-                    0u64..1_000_000_000,
-                    proptest::strategy::Just(1_000_000_000u64),
-                    proptest::strategy::Just(60_000_000_000u64),
-                    proptest::strategy::Just(86_400_000_000_000u64),
-                    0u64..3_600_000_000_000,
-                ],
-                1..40,
-            ),
+            base in time_bases(),
+            steps in proptest::collection::vec(time_steps(), 1..40),
             back in proptest::collection::vec(proptest::prelude::any::<bool>(), 40),
         ) {
             let mut ns = base;

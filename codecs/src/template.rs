@@ -1713,22 +1713,7 @@ mod tests {
             version in proptest::sample::select(vec![9u16, 10]),
             cut in 0usize..600,
         ) {
-            let fields: Vec<WireField> = picks
-                .iter()
-                .map(|&(i, l, e)| {
-                    let (id, lens) = PLAN_IES[i];
-                    WireField {
-                        id,
-                        enterprise: match e {
-                            0 if version == 10 => REVERSE_PEN,
-                            1 if version == 10 => 4_294_967_295,
-                            _ => 0,
-                        },
-                        len: lens[l % lens.len()],
-                        scope: false,
-                    }
-                })
-                .collect();
+            let fields = picked_fields(&picks, version);
             let Ok(t) = Template::compile(version, 256, false, &fields, &[]) else {
                 return Ok(());
             };
@@ -1944,6 +1929,27 @@ mod tests {
 
     /// Elements (IPFIX id, usual lengths) the plan has slots for, plus some it leaves to the
     /// general path (MPLS, sampling, enterprise-free unknowns, padding).
+    /// Template fields from proptest picks (an element of [`PLAN_IES`], one of its lengths, and
+    /// for IPFIX 0: the reverse element, 1: an unknown enterprise's, else the IANA one).
+    fn picked_fields(picks: &[(usize, usize, u8)], version: u16) -> Vec<WireField> {
+        picks
+            .iter()
+            .map(|&(i, l, e)| {
+                let (id, lens) = PLAN_IES[i];
+                WireField {
+                    id,
+                    enterprise: match e {
+                        0 if version == 10 => REVERSE_PEN,
+                        1 if version == 10 => 4_294_967_295,
+                        _ => 0,
+                    },
+                    len: lens[l % lens.len()],
+                    scope: false,
+                }
+            })
+            .collect()
+    }
+
     const PLAN_IES: &[(u16, &[u16])] = &[
         (1, &[1, 2, 4, 8, 0, 9]),
         (2, &[4, 8]),
@@ -2018,18 +2024,9 @@ mod tests {
             version in proptest::sample::select(vec![9u16, 10]),
             preset in proptest::bool::ANY,
         ) {
-            let fields: Vec<WireField> = picks
-                .iter()
-                .map(|&(i, l, rev)| {
-                    let (id, lens) = PLAN_IES[i];
-                    WireField {
-                        id,
-                        enterprise: if rev && version == 10 { REVERSE_PEN } else { 0 },
-                        len: lens[l % lens.len()],
-                        scope: false,
-                    }
-                })
-                .collect();
+            let picks: Vec<(usize, usize, u8)> =
+                picks.iter().map(|&(i, l, rev)| (i, l, if rev { 0 } else { 2 })).collect();
+            let fields = picked_fields(&picks, version);
             let Ok(t) = Template::compile(version, 256, false, &fields, &[]) else {
                 return Ok(());
             };
