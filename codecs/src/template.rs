@@ -959,7 +959,8 @@ pub fn fill_record(
 }
 
 /// [`fill_record`] of the record of `len` bytes that starts `tail`, the rest of its data set
-/// ([`Records::tail`]): a fixed-length record followed by 8 more bytes is read in place.
+/// ([`Records::tail`]): a fixed-length record is read in place while the set has its plan's
+/// window (144 or 528 bytes) from the record's start on.
 #[inline]
 pub fn fill_record_in(
     tpl: &Template,
