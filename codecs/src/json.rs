@@ -1513,14 +1513,26 @@ mod tests {
         }
     }
 
+    /// What `write` writes, and what `str_plain` writes for `(key, name)` (nothing for `None`).
+    fn written(
+        write: impl FnOnce(&mut JsonWriter<'_>),
+        plain: Option<(Key<'_>, &str)>,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write(&mut JsonWriter::new(&mut a));
+        if let Some((k, name)) = plain {
+            JsonWriter::new(&mut b).str_plain(k, name);
+        }
+        (a, b)
+    }
+
     #[test]
     fn transport_names_and_fixed_strings() {
         for p in 0..=255u8 {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            write_transport(&mut JsonWriter::new(&mut a), p);
-            if let Some(name) = transport_name(p) {
-                JsonWriter::new(&mut b).str_plain(key!("transport"), name);
-            }
+            let (a, b) = written(
+                |w| write_transport(w, p),
+                transport_name(p).map(|n| (key!("transport"), n)),
+            );
             assert_eq!(a, b, "{p}");
         }
         for tb in [
@@ -1528,9 +1540,10 @@ mod tests {
             TimeBasis::Uptime,
             TimeBasis::UptimeUnresolved,
         ] {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            write_time_basis(&mut JsonWriter::new(&mut a), tb);
-            JsonWriter::new(&mut b).str_plain(key!("time_basis"), tb.as_str());
+            let (a, b) = written(
+                |w| write_time_basis(w, tb),
+                Some((key!("time_basis"), tb.as_str())),
+            );
             assert_eq!(a, b);
         }
         for s in [
@@ -1540,9 +1553,10 @@ mod tests {
             SamplingSource::Sflow,
             SamplingSource::Unknown,
         ] {
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            write_sampling_source(&mut JsonWriter::new(&mut a), s);
-            JsonWriter::new(&mut b).str_plain(key!("sampling_source"), s.as_str());
+            let (a, b) = written(
+                |w| write_sampling_source(w, s),
+                Some((key!("sampling_source"), s.as_str())),
+            );
             assert_eq!(a, b);
         }
         let (mut a, mut b) = (Vec::new(), Vec::new());

@@ -1042,7 +1042,7 @@ impl Slot {
         Slot { off, len, shift }
     }
 
-    /// The slot's offset in a window of `N` bytes ([`Window`]): masked to the window's
+    /// The slot's offset in a window of `N` bytes (see [`WINDOW_PAD`]): masked to the window's
     /// record part, which it is in already, so that a read of up to 16 bytes from it is in
     /// the window without a bounds test.
     #[inline(always)]
@@ -1928,8 +1928,6 @@ mod tests {
         assert_eq!(t.fields[1].setter, Setter::SamplingInterval);
     }
 
-    /// Elements (IPFIX id, usual lengths) the plan has slots for, plus some it leaves to the
-    /// general path (MPLS, sampling, enterprise-free unknowns, padding).
     /// Template fields from proptest picks (an element of [`PLAN_IES`], one of its lengths, and
     /// for IPFIX 0: the reverse element, 1: an unknown enterprise's, else the IANA one).
     fn picked_fields(picks: &[(usize, usize, u8)], version: u16) -> Vec<WireField> {
@@ -1951,6 +1949,8 @@ mod tests {
             .collect()
     }
 
+    /// Elements (IPFIX id, usual lengths) the plan has slots for, plus some it leaves to the
+    /// general path (MPLS, sampling, enterprise-free unknowns, padding).
     const PLAN_IES: &[(u16, &[u16])] = &[
         (1, &[1, 2, 4, 8, 0, 9]),
         (2, &[4, 8]),
