@@ -885,6 +885,7 @@ fn emit_data(
     // decoding); everything below assigns each value it may set, whatever the branch
     let refill = tpl.refills_record();
     let mut rec = fresh();
+    let mut t = template::RecordTimes::default();
     let mut n = 0;
     let mut records = tpl.records(body);
     while let Some(r) = records.next() {
@@ -899,7 +900,7 @@ fn emit_data(
         if !refill && n > 1 {
             rec = fresh();
         }
-        let (t, o) = template::fill_record_in(tpl, records.tail(), data.len(), &mut rec);
+        let o = template::fill_record_in(tpl, records.tail(), data.len(), &mut rec, &mut t);
 
         // times
         let from_uptime = |ms: Option<u64>| -> Option<u64> { Some(uptime_base?.at(ms?)) };

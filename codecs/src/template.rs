@@ -825,12 +825,11 @@ fn mac_of(v: &[u8]) -> Option<[u8; 6]> {
     v.try_into().ok()
 }
 
-/// What the fields of one record set besides `rec`: times, sampling values (`None` when the
-/// record has no sampling element, which keeps them out of the per-record work), fallback
-/// counts.
+/// What the fields of one record set besides `rec` and its times: sampling values (`None`
+/// when the record has no sampling element, which keeps them out of the per-record work),
+/// fallback counts.
 #[derive(Default)]
 struct Fill {
-    t: RecordTimes,
     o: Option<OptionValues>,
     total_bytes: Option<u64>,
     total_packets: Option<u64>,
@@ -840,7 +839,13 @@ struct Fill {
 
 /// Apply one field's value (the general path: any setter, any length).
 #[inline]
-fn apply_field(setter: Setter, v: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill) {
+fn apply_field(
+    setter: Setter,
+    v: &[u8],
+    rec: &mut FlowRecord<'_>,
+    st: &mut Fill,
+    t: &mut RecordTimes,
+) {
     use Setter::*;
     if setter == None {
         return;
@@ -852,7 +857,6 @@ fn apply_field(setter: Setter, v: &[u8], rec: &mut FlowRecord<'_>, st: &mut Fill
             Option::None
         }
     };
-    let t = &mut st.t;
     match setter {
         None => {}
         Bytes => first(&mut rec.bytes, n()),
@@ -955,34 +959,41 @@ pub fn fill_record(
     data: &[u8],
     rec: &mut FlowRecord<'_>,
 ) -> (RecordTimes, RecordSampling) {
-    fill_record_in(tpl, data, data.len(), rec)
+    let mut t = RecordTimes::default();
+    let o = fill_record_in(tpl, data, data.len(), rec, &mut t);
+    (t, o)
 }
 
 /// [`fill_record`] of the record of `len` bytes that starts `tail`, the rest of its data set
 /// ([`Records::tail`]): a fixed-length record is read in place while the set has its plan's
-/// window (144 or 528 bytes) from the record's start on.
+/// window (144 or 528 bytes) from the record's start on. The times are written to `t`
+/// (every one of them, whatever was there): returned, they were built in one place and copied
+/// with 16-byte moves out of 8-byte stores, a store-forwarding stall that was a seventh of
+/// fixed-length v9 decoding.
 #[inline]
 pub fn fill_record_in(
     tpl: &Template,
     tail: &[u8],
     len: usize,
     rec: &mut FlowRecord<'_>,
-) -> (RecordTimes, RecordSampling) {
+    t: &mut RecordTimes,
+) -> RecordSampling {
     let data = &tail[..len.min(tail.len())];
     match &tpl.plan {
-        Some(p) if data.len() >= usize::from(p.len) => p.fill(tail, rec),
+        Some(p) if data.len() >= usize::from(p.len) => p.fill(tail, rec, t),
         _ => {
+            *t = RecordTimes::default();
             let mut st = Fill::default();
-            tpl.for_each_field(data, |spec, v| apply_field(spec.setter, v, rec, &mut st));
+            tpl.for_each_field(data, |spec, v| apply_field(spec.setter, v, rec, &mut st, t));
             st.finish(rec)
         }
     }
 }
 
 impl Fill {
-    /// The fallback counts applied to `rec`; the times and the record's sampling.
+    /// The fallback counts applied to `rec`; the record's sampling.
     #[inline]
-    fn finish(self, rec: &mut FlowRecord<'_>) -> (RecordTimes, RecordSampling) {
+    fn finish(self, rec: &mut FlowRecord<'_>) -> RecordSampling {
         // delta count, else total count (IE 85/86), else NSEL initiator count
         if rec.bytes.is_none() {
             rec.bytes = self.total_bytes.or(self.init_bytes);
@@ -990,14 +1001,12 @@ impl Fill {
         if rec.packets.is_none() {
             rec.packets = self.total_packets.or(self.init_packets);
         }
-        let sampling = self
-            .o
+        self.o
             .as_ref()
             .map_or(RecordSampling::default(), |o| RecordSampling {
                 rate: o.rate(),
                 sampler_id: o.sampler_id,
-            });
-        (self.t, sampling)
+            })
     }
 }
 
@@ -1417,14 +1426,14 @@ impl Plan {
     /// fallback after). Every value the plan reads is alone in its group, so it is set without
     /// the "first one wins" test of the general path (the `rest` fields after it use that test,
     /// so with a `rest` the record must be fresh). The slots of a section the template has no
-    /// value of are not looked at. Returns the times and the record's sampling, with the
-    /// fallback counts applied, as [`fill_record`] does.
+    /// value of are not looked at. Writes the times to `t` and returns the record's sampling,
+    /// with the fallback counts applied, as [`fill_record_in`] does.
     #[inline]
-    fn fill(&self, data: &[u8], rec: &mut FlowRecord<'_>) -> (RecordTimes, RecordSampling) {
+    fn fill(&self, data: &[u8], rec: &mut FlowRecord<'_>, t: &mut RecordTimes) -> RecordSampling {
         if usize::from(self.len) + WINDOW_PAD <= WINDOW_SMALL {
-            self.fill_in::<WINDOW_SMALL>(data, rec)
+            self.fill_in::<WINDOW_SMALL>(data, rec, t)
         } else {
-            self.fill_in::<WINDOW_LARGE>(data, rec)
+            self.fill_in::<WINDOW_LARGE>(data, rec, t)
         }
     }
 
@@ -1434,7 +1443,8 @@ impl Plan {
         &self,
         data: &[u8],
         rec: &mut FlowRecord<'_>,
-    ) -> (RecordTimes, RecordSampling) {
+        t: &mut RecordTimes,
+    ) -> RecordSampling {
         let n = usize::from(self.len);
         let copy: [u8; N];
         let d = match data.first_chunk::<N>() {
@@ -1492,7 +1502,7 @@ impl Plan {
                     .or(self.icmp_code.uint(d).map(|x| x as u8)),
             );
         }
-        let mut t = RecordTimes::default();
+        *t = RecordTimes::default();
         if g & S_ABS != 0 {
             t.start_abs_ns = self.start_unit.to_ns(self.start_abs.uint(d));
             t.end_abs_ns = self.end_unit.to_ns(self.end_abs.uint(d));
@@ -1507,7 +1517,7 @@ impl Plan {
         }
         if g & S_COUNTS == 0 && self.rest.is_empty() {
             // nothing to fall back on, no sampling element
-            return (t, RecordSampling::default());
+            return RecordSampling::default();
         }
         self.fill_rest(d, rec, t)
     }
@@ -1522,12 +1532,9 @@ impl Plan {
         &self,
         d: &[u8; N],
         rec: &mut FlowRecord<'_>,
-        t: RecordTimes,
-    ) -> (RecordTimes, RecordSampling) {
-        let mut st = Fill {
-            t,
-            ..Fill::default()
-        };
+        t: &mut RecordTimes,
+    ) -> RecordSampling {
+        let mut st = Fill::default();
         if self.sections & S_COUNTS != 0 {
             set(&mut rec.reverse_bytes, self.reverse_bytes.uint(d));
             set(&mut rec.reverse_packets, self.reverse_packets.uint(d));
@@ -1543,7 +1550,7 @@ impl Plan {
         for &(off, len, setter) in &self.rest {
             let (o, l) = (usize::from(off), usize::from(len));
             if let Some(v) = d.get(o..o + l) {
-                apply_field(setter, v, rec, &mut st);
+                apply_field(setter, v, rec, &mut st, t);
             }
         }
         st.finish(rec)
@@ -2054,7 +2061,16 @@ mod tests {
             // read in place, the rest of the bytes after it (as the decoder does while 8 bytes
             // of the set follow the record)
             let mut inplace = fresh;
-            let (ti, oi) = fill_record_in(&t, &bytes, data.len(), &mut inplace);
+            // times written over whatever was there
+            let mut ti = RecordTimes {
+                start_abs_ns: Some(1),
+                end_abs_ns: Some(2),
+                start_uptime_ms: Some(3),
+                end_uptime_ms: Some(4),
+                start_delta_us: Some(5),
+                end_delta_us: Some(6),
+            };
+            let oi = fill_record_in(&t, &bytes, data.len(), &mut inplace, &mut ti);
             proptest::prop_assert_eq!(format!("{inplace:?}"), format!("{a:?}"));
             proptest::prop_assert_eq!(format!("{ti:?}"), format!("{ta:?}"));
             proptest::prop_assert_eq!(oi, oa);
