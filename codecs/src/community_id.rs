@@ -4,8 +4,6 @@
 
 use std::net::IpAddr;
 
-use sha1::Digest as _;
-
 /// ICMP type -> the type of its reply, for the "two-way" ICMP messages of the spec.
 fn icmp4_peer(t: u8) -> Option<u8> {
     Some(match t {
@@ -71,42 +69,62 @@ pub fn v1(
             }
         }
     }
-    let (mut ab, mut bb, len) = (
-        [0u8; 16],
-        [0u8; 16],
-        match (src, dst) {
-            (IpAddr::V4(_), IpAddr::V4(_)) => 4,
-            (IpAddr::V6(_), IpAddr::V6(_)) => 16,
-            _ => return 0,
-        },
-    );
-    match (src, dst) {
+    // the addresses as big-endian numbers: their order is the bytes' order
+    let (a, b, v6) = match (src, dst) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            ab[..4].copy_from_slice(&a.octets());
-            bb[..4].copy_from_slice(&b.octets());
+            (u128::from(u32::from(a)), u128::from(u32::from(b)), false)
         }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            ab.copy_from_slice(&a.octets());
-            bb.copy_from_slice(&b.octets());
-        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), true),
         _ => return 0,
-    }
-    let (a, b) = (&ab[..len], &bb[..len]);
+    };
     let swap = !one_way && (a > b || (a == b && sp > dp));
     let (a, b, sp, dp) = if swap { (b, a, dp, sp) } else { (a, b, sp, dp) };
-    // seed (2), the two addresses, protocol and a zero byte, the two ports: one hash input
-    let mut input = [0u8; 40];
-    let n = 2 * len;
-    input[2..2 + len].copy_from_slice(a);
-    input[2 + len..2 + n].copy_from_slice(b);
-    input[2 + n] = proto;
-    input[4 + n..6 + n].copy_from_slice(&sp.to_be_bytes());
-    input[6 + n..8 + n].copy_from_slice(&dp.to_be_bytes());
-    // the `sha1` crate uses the CPU's SHA instructions where it has them
-    let digest: [u8; 20] = sha1::Sha1::digest(&input[..8 + n]).into();
+    let digest = sha1_block(&hash_block(a, b, v6, proto, sp, dp));
     out[0] = b'1';
     out[1] = b':';
     2 + base64(&digest, &mut out[2..])
+}
+
+/// The one SHA-1 block (message and padding) of the hash input: seed 0 (two bytes), the two
+/// addresses, the protocol, a zero byte, the two ports; 16 bytes for IPv4, 40 for IPv6. Built
+/// as four 16-byte words (byte stores into an array that the hash then reads as 16-byte words
+/// would stall store forwarding).
+fn hash_block(a: u128, b: u128, v6: bool, proto: u8, sp: u16, dp: u16) -> [u8; 64] {
+    // protocol, zero, source port, destination port: the input's last six bytes
+    let tail = (u128::from(proto) << 40) | (u128::from(sp) << 16) | u128::from(dp);
+    let words: [u128; 4] = if v6 {
+        [
+            a >> 16,
+            (a << 112) | (b >> 16),
+            (b << 112) | (tail << 64) | (0x80 << 56),
+            40 * 8,
+        ]
+    } else {
+        [(a << 80) | (b << 48) | tail, 0x80 << 120, 0, 16 * 8]
+    };
+    let mut block = [0u8; 64];
+    for (chunk, w) in block.chunks_exact_mut(16).zip(words) {
+        chunk.copy_from_slice(&w.to_be_bytes());
+    }
+    block
+}
+
+/// SHA-1 of one padded block: the `sha1` crate's compression function (the CPU's SHA
+/// instructions where it has them) without its streaming buffer.
+fn sha1_block(block: &[u8; 64]) -> [u8; 20] {
+    let mut state = [
+        0x6745_2301,
+        0xefcd_ab89,
+        0x98ba_dcfe,
+        0x1032_5476,
+        0xc3d2_e1f0,
+    ];
+    sha1::compress(&mut state, &[(*block).into()]);
+    let mut digest = [0u8; 20];
+    for (chunk, w) in digest.chunks_exact_mut(4).zip(state) {
+        chunk.copy_from_slice(&w.to_be_bytes());
+    }
+    digest
 }
 
 fn base64(input: &[u8; 20], out: &mut [u8]) -> usize {
@@ -245,6 +263,36 @@ mod tests {
             "1:ASui7IJLN62GLqSkUY/QjGQPoxA=",
         ),
     ];
+
+    /// The hash input as the spec lays it out, byte by byte.
+    fn input_bytes(a: &[u8], b: &[u8], proto: u8, sp: u16, dp: u16) -> Vec<u8> {
+        let mut v = vec![0, 0];
+        v.extend_from_slice(a);
+        v.extend_from_slice(b);
+        v.extend_from_slice(&[proto, 0]);
+        v.extend_from_slice(&sp.to_be_bytes());
+        v.extend_from_slice(&dp.to_be_bytes());
+        v
+    }
+
+    proptest::proptest! {
+        /// The block built from words hashes to what the streaming SHA-1 gives for the input
+        /// written byte by byte, for both address families.
+        #[test]
+        fn hash_block_matches_streaming_sha1(
+            a: u128, b: u128, v6: bool, proto: u8, sp: u16, dp: u16,
+        ) {
+            use sha1::Digest as _;
+            let (a, b) = if v6 { (a, b) } else { (a & 0xffff_ffff, b & 0xffff_ffff) };
+            let want: [u8; 20] = if v6 {
+                sha1::Sha1::digest(input_bytes(&a.to_be_bytes(), &b.to_be_bytes(), proto, sp, dp)).into()
+            } else {
+                let (a4, b4) = (a as u32, b as u32);
+                sha1::Sha1::digest(input_bytes(&a4.to_be_bytes(), &b4.to_be_bytes(), proto, sp, dp)).into()
+            };
+            proptest::prop_assert_eq!(sha1_block(&hash_block(a, b, v6, proto, sp, dp)), want);
+        }
+    }
 
     #[test]
     fn reference_implementation_vectors() {
