@@ -405,6 +405,104 @@ impl<'b> JsonWriter<'b> {
     pub fn buf_len(&self) -> usize {
         self.buf.len()
     }
+
+    /// Members written through a [`Cursor`] over `bound` bytes that the buffer grows by (`f`
+    /// must write no more: a member's most is its key's width plus [`Cursor::VALUE_MAX`]); the
+    /// buffer is cut back to what `f` wrote.
+    #[inline]
+    pub(crate) fn with_cursor<R>(
+        &mut self,
+        bound: usize,
+        f: impl FnOnce(&mut Cursor<'_>) -> R,
+    ) -> R {
+        let start = self.buf.len();
+        self.buf.resize(start + bound, 0);
+        let mut c = Cursor {
+            out: &mut self.buf[start..],
+            pos: 0,
+        };
+        let r = f(&mut c);
+        let end = start + c.pos;
+        self.buf.truncate(end);
+        r
+    }
+}
+
+/// A write position in a stretch of the output grown in advance ([`JsonWriter::with_cursor`]):
+/// members written one after another with the position in a register, not the `Vec`'s length
+/// loaded, tested against its capacity and stored for every piece.
+pub(crate) struct Cursor<'o> {
+    out: &'o mut [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    /// The most bytes a value takes, its padding included: a time's 32.
+    pub(crate) const VALUE_MAX: usize = 32;
+
+    /// The first `n` bytes of `chunk` (`n <= N`), with one fixed-size copy.
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, chunk: &[u8; N], n: usize) {
+        self.out[self.pos..self.pos + N].copy_from_slice(chunk);
+        self.pos += n;
+    }
+
+    /// A key fragment `,"name":` padded to [`WIDE_KEY`] bytes.
+    #[inline(always)]
+    pub(crate) fn key(&mut self, key: &[u8; WIDE_KEY], len: usize) {
+        self.put(key, len.min(WIDE_KEY));
+    }
+
+    /// The decimal text of `v`, as [`write_u64`] writes it (24 bytes written at most).
+    #[inline(always)]
+    pub(crate) fn u64(&mut self, v: u64) {
+        if v < 256 {
+            let d = DEC[v as usize];
+            self.put(&d, usize::from(d[3]));
+        } else if v < 100_000_000 {
+            self.digits8(v as u32);
+        } else if v < 10_000_000_000_000_000 {
+            self.digits8((v / 100_000_000) as u32);
+            self.put(
+                &(digits8((v % 100_000_000) as u32) | ASCII_ZEROS).to_le_bytes(),
+                8,
+            );
+        } else {
+            self.digits8((v / 10_000_000_000_000_000) as u32);
+            let mid = (v / 100_000_000 % 100_000_000) as u32;
+            self.put(&(digits8(mid) | ASCII_ZEROS).to_le_bytes(), 8);
+            self.put(
+                &(digits8((v % 100_000_000) as u32) | ASCII_ZEROS).to_le_bytes(),
+                8,
+            );
+        }
+    }
+
+    /// `0 < v < 100_000_000` without leading zeros.
+    #[inline(always)]
+    fn digits8(&mut self, v: u32) {
+        let d = digits8(v);
+        let zeros = d.trailing_zeros() / 8;
+        self.put(
+            &((d >> (8 * zeros)) | ASCII_ZEROS).to_le_bytes(),
+            8 - zeros as usize,
+        );
+    }
+
+    /// `"a.b.c.d"` (17 bytes written at most).
+    #[inline(always)]
+    pub(crate) fn ipv4(&mut self, o: [u8; 4]) {
+        self.out[self.pos] = b'"';
+        let p = put_ipv4(self.out, self.pos + 1, o);
+        self.out[p] = b'"';
+        self.pos = p + 1;
+    }
+
+    /// A quoted RFC 3339 time, as [`JsonWriter::time_ns`] writes it.
+    #[inline(always)]
+    pub(crate) fn time_ns(&mut self, ns: u64) {
+        self.put(&rfc3339_cached(ns), 32);
+    }
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -1517,13 +1615,25 @@ mod tests {
         let mut itoa_buf = itoa::Buffer::new();
         let mut b = Vec::new();
         let strided = (0..100_000_000u64).step_by(9_973);
+        // every digit count's edges
+        let edges = (0..20u32).flat_map(|k| {
+            let p = 10u64.pow(k);
+            p.saturating_sub(2)..=p.saturating_add(2)
+        });
+        let mut c = Vec::new();
         for v in (0..200_000u64)
             .chain(strided)
+            .chain(edges)
             .chain(u64::MAX - 100_000..=u64::MAX)
         {
             b.clear();
             write_u64(&mut b, v);
             assert_eq!(&b[..], itoa_buf.format(v).as_bytes());
+            // the cursor's writer, after a byte
+            c.clear();
+            c.push(b'x');
+            JsonWriter::new(&mut c).with_cursor(Cursor::VALUE_MAX, |w| w.u64(v));
+            assert_eq!(&c[1..], &b[..], "{v}");
         }
     }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::{be16, be32, be_uint, DecodeError};
 use crate::ie::{self, IeType, REVERSE_PEN};
-use crate::json::{JsonKey, JsonWriter, KeyBuf, WideKey, WIDE_KEY};
+use crate::json::{Cursor, JsonKey, JsonWriter, KeyBuf, WideKey, WIDE_KEY};
 use crate::record::{FlowProtocol, FlowRecord};
 
 /// Field length meaning "variable length" (RFC 7011 section 7).
@@ -247,6 +247,8 @@ pub struct Template {
     /// How [`Template::write_raw_json`] writes a record of a fixed-length template whose keys
     /// all fit [`WIDE_KEY`] bytes.
     raw_ops: Option<Box<[RawOp]>>,
+    /// no [`RawKind::General`] among `raw_ops`: all of them written through one cursor
+    raw_ops_bounded: bool,
 }
 
 /// One field of a fixed-length template as [`Template::write_raw_json`] writes it: where its
@@ -449,6 +451,9 @@ impl Template {
             None
         };
         let raw_ops = if fixed { raw_ops(&specs) } else { None };
+        let raw_ops_bounded = raw_ops
+            .as_ref()
+            .is_some_and(|o| o.iter().all(|op| op.kind != RawKind::General));
         Ok(Template {
             id,
             version,
@@ -460,6 +465,7 @@ impl Template {
             wire: wire.to_vec(),
             plan,
             raw_ops,
+            raw_ops_bounded,
         })
     }
 
@@ -511,7 +517,9 @@ impl Template {
         w.begin_object(crate::json::key!("netflow"));
         match (&self.raw_ops, self.fixed_len) {
             // a whole record (what `records` yields): every op's value is in `data`
-            (Some(ops), Some(len)) if data.len() >= len => write_ops(ops, data, w),
+            (Some(ops), Some(len)) if data.len() >= len => {
+                write_ops(ops, self.raw_ops_bounded, data, w)
+            }
             _ => self.write_fields(data, w),
         }
         w.end_object();
@@ -526,9 +534,21 @@ impl Template {
 }
 
 /// The members of [`Template::write_raw_json`] from a fixed-length template's [`RawOp`]s, as
-/// [`Template::write_fields`] writes them; `data` holds the whole record.
+/// [`Template::write_fields`] writes them; `data` holds the whole record. Without a
+/// [`RawKind::General`] op, every member's text has a bound and all go through one
+/// [`Cursor`].
 #[inline]
-fn write_ops(ops: &[RawOp], data: &[u8], w: &mut JsonWriter<'_>) {
+fn write_ops(ops: &[RawOp], bounded: bool, data: &[u8], w: &mut JsonWriter<'_>) {
+    if bounded {
+        w.with_cursor(ops.len() * RAW_OP_MAX, |c| {
+            for op in ops {
+                if write_op_bounded(op, data, c).is_none() {
+                    return;
+                }
+            }
+        });
+        return;
+    }
     for op in ops {
         let key = WideKey::new(&op.key, usize::from(op.key_len));
         let off = op.off as usize;
@@ -554,6 +574,51 @@ fn write_ops(ops: &[RawOp], data: &[u8], w: &mut JsonWriter<'_>) {
             return;
         }
     }
+}
+
+/// The most bytes a bounded [`RawOp`] writes: its key and its value, paddings included.
+const RAW_OP_MAX: usize = WIDE_KEY + Cursor::VALUE_MAX;
+
+/// One member of a [`RawOp`] that is not [`RawKind::General`], through the cursor; `None`
+/// when the value is not in `data` (nothing written then).
+#[inline(always)]
+fn write_op_bounded(op: &RawOp, data: &[u8], c: &mut Cursor<'_>) -> Option<()> {
+    let off = op.off as usize;
+    match op.kind {
+        RawKind::U8 => {
+            let v = bytes_at::<1>(data, off)?;
+            c.key(&op.key, usize::from(op.key_len));
+            c.u64(u64::from(v[0]));
+        }
+        RawKind::U16 => {
+            let v = bytes_at::<2>(data, off)?;
+            c.key(&op.key, usize::from(op.key_len));
+            c.u64(u64::from(u16::from_be_bytes(v)));
+        }
+        RawKind::U32 => {
+            let v = bytes_at::<4>(data, off)?;
+            c.key(&op.key, usize::from(op.key_len));
+            c.u64(u64::from(u32::from_be_bytes(v)));
+        }
+        RawKind::U64 => {
+            let v = bytes_at::<8>(data, off)?;
+            c.key(&op.key, usize::from(op.key_len));
+            c.u64(u64::from_be_bytes(v));
+        }
+        RawKind::Ipv4 => {
+            let v = bytes_at::<4>(data, off)?;
+            c.key(&op.key, usize::from(op.key_len));
+            c.ipv4(v);
+        }
+        RawKind::DateMillis => {
+            let v = bytes_at::<8>(data, off)?;
+            c.key(&op.key, usize::from(op.key_len));
+            c.time_ns(u64::from_be_bytes(v).saturating_mul(1_000_000));
+        }
+        // not given to the cursor
+        RawKind::General => return None,
+    }
+    Some(())
 }
 
 /// `(header length, value length)` of a variable-length field at `pos`.
@@ -1728,8 +1793,13 @@ mod tests {
             let len = t.fixed_len.unwrap();
             let mut general = t.clone();
             general.raw_ops = None;
+            // the ops one by one, not through the cursor
+            let mut unbounded = t.clone();
+            unbounded.raw_ops_bounded = false;
             for data in [&bytes[..len], &bytes[..cut.min(len)]] {
-                proptest::prop_assert_eq!(raw_json(&t, data), raw_json(&general, data));
+                let want = raw_json(&general, data);
+                proptest::prop_assert_eq!(&raw_json(&t, data), &want);
+                proptest::prop_assert_eq!(raw_json(&unbounded, data), want);
             }
         }
     }
@@ -1745,8 +1815,9 @@ mod tests {
             wf(210, 3),
         ];
         let t = Template::compile(10, 256, false, &basic, &[]).unwrap();
-        // paddingOctets writes nothing: no op
+        // paddingOctets writes nothing: no op; every op's text has a bound
         assert_eq!(t.raw_ops.as_ref().map(|o| o.len()), Some(5));
+        assert!(t.raw_ops_bounded);
         let data: Vec<u8> = (1..=t.fixed_len.unwrap() as u8).collect();
         let mut start = Vec::new();
         crate::json::write_rfc3339(
