@@ -895,16 +895,23 @@ fn rfc3339_cached(ns: u64) -> [u8; 32] {
 #[inline]
 fn rfc3339(ns: u64) -> [u8; 32] {
     let secs = ns / 1_000_000_000;
-    let frac = (ns % 1_000_000_000) as u32 as usize;
-    let mut out = *b"\"0000-00-00T00:00:00.000000000Z\"";
-    out[..18].copy_from_slice(&minute_prefix_cached(secs / 60));
-    out[18..20].copy_from_slice(&PAIRS[(secs % 60) as usize]);
-    out[21] = b'0' + (frac / 100_000_000) as u8;
-    let r = frac % 100_000_000;
-    out[22..24].copy_from_slice(&PAIRS[r / 1_000_000]);
-    out[24..26].copy_from_slice(&PAIRS[r / 10_000 % 100]);
-    out[26..28].copy_from_slice(&PAIRS[r / 100 % 100]);
-    out[28..30].copy_from_slice(&PAIRS[r % 100]);
+    let frac = (ns % 1_000_000_000) as u32;
+    let prefix = minute_prefix_cached(secs / 60);
+    let s = PAIRS[(secs % 60) as usize];
+    // the last 16 bytes `M:SS.nnnnnnnnnZ"` as one little-endian word, the fraction's last
+    // eight digits from `digits8` (no table look-up, no division per digit pair)
+    let tail = u128::from(prefix[16])
+        | u128::from(prefix[17]) << 8
+        | u128::from(s[0]) << 16
+        | u128::from(s[1]) << 24
+        | u128::from(b'.') << 32
+        | u128::from(b'0' + (frac / 100_000_000) as u8) << 40
+        | u128::from(digits8(frac % 100_000_000) | ASCII_ZEROS) << 48
+        | u128::from(b'Z') << 112
+        | u128::from(b'"') << 120;
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&prefix[..16]);
+    out[16..].copy_from_slice(&tail.to_le_bytes());
     out
 }
 
