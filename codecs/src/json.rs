@@ -420,6 +420,8 @@ impl<'b> JsonWriter<'b> {
         let mut c = Cursor {
             out: &mut self.buf[start..],
             pos: 0,
+            open_at: [OPENED; CURSOR_LEVELS],
+            depth: 0,
         };
         let r = f(&mut c);
         let end = start + c.pos;
@@ -434,7 +436,13 @@ impl<'b> JsonWriter<'b> {
 pub(crate) struct Cursor<'o> {
     out: &'o mut [u8],
     pos: usize,
+    /// per object or array opened through the cursor (by depth): as [`JsonWriter::open_at`]
+    open_at: [usize; CURSOR_LEVELS],
+    depth: usize,
 }
+
+/// Levels of nesting a [`Cursor`] tracks (the ECS part of a document nests three deep).
+const CURSOR_LEVELS: usize = 4;
 
 impl Cursor<'_> {
     /// The most bytes a value takes, its padding included: a time's 32.
@@ -502,6 +510,136 @@ impl Cursor<'_> {
     #[inline(always)]
     pub(crate) fn time_ns(&mut self, ns: u64) {
         self.put(&rfc3339_cached(ns), 32);
+    }
+
+    /// Bytes of a length known only when running.
+    #[inline(always)]
+    fn bytes(&mut self, b: &[u8]) {
+        self.out[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+
+    /// `"`, what `fill` writes from `out[1]` on (it returns the position after it), `"`, as
+    /// [`write_quoted`] writes them.
+    #[inline(always)]
+    fn quoted<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N]) -> usize) {
+        let out = &mut self.out[self.pos..self.pos + N];
+        let p = match out.first_chunk_mut::<N>() {
+            Some(out) => {
+                out[0] = b'"';
+                let p = fill(out);
+                out[p] = b'"';
+                p + 1
+            }
+            // not reached: the slice is N bytes long
+            None => 0,
+        };
+        self.pos += p;
+    }
+
+    /// A [`Key`], as [`JsonKey::write_key`] writes it.
+    #[inline(always)]
+    fn k(&mut self, key: Key<'_>) {
+        match key.text.first_chunk::<KEY_PAD>() {
+            Some(chunk) if key.len <= KEY_PAD => self.put(chunk, key.len),
+            _ => self.bytes(key.as_bytes()),
+        }
+    }
+
+    /// The members below: as [`JsonWriter`]'s of the same names write them.
+    #[inline(always)]
+    fn member_u64(&mut self, key: Key<'_>, v: u64) {
+        self.k(key);
+        self.u64(v);
+    }
+
+    #[inline(always)]
+    fn member_time(&mut self, key: Key<'_>, ns: u64) {
+        self.k(key);
+        self.time_ns(ns);
+    }
+
+    #[inline(always)]
+    fn member_ip(&mut self, key: Key<'_>, ip: IpAddr) {
+        self.k(key);
+        match ip {
+            IpAddr::V4(a) => self.ipv4(a.octets()),
+            IpAddr::V6(a) => self.quoted::<48>(|out| put_ipv6(out, 1, &a)),
+        }
+    }
+
+    #[inline(always)]
+    fn member_quoted<const N: usize>(&mut self, key: Key<'_>, quoted: &[u8; N]) {
+        self.k(key);
+        self.put(quoted, N);
+    }
+
+    #[inline(always)]
+    fn member_mac(&mut self, key: Key<'_>, m: &[u8; 6]) {
+        self.k(key);
+        self.quoted::<20>(|out| put_mac(out, m));
+    }
+
+    /// `"key":{`, its bracket written when it closes.
+    #[inline(always)]
+    fn begin_object(&mut self, key: Key<'_>) {
+        self.k(key);
+        self.push_level(self.pos);
+    }
+
+    /// `"key":{` and the members `members`, as [`JsonWriter::begin_object_with`] writes them.
+    #[inline(always)]
+    fn begin_object_with<const N: usize>(&mut self, key: Key<'_>, members: &[u8; N]) {
+        self.k(key);
+        self.out[self.pos] = b'{';
+        self.pos += 1;
+        self.put(members, N);
+        self.push_level(OPENED);
+    }
+
+    #[inline(always)]
+    fn begin_array(&mut self, key: Key<'_>) {
+        self.begin_object(key);
+    }
+
+    #[inline(always)]
+    fn item_u64(&mut self, v: u64) {
+        self.out[self.pos] = b',';
+        self.pos += 1;
+        self.u64(v);
+    }
+
+    #[inline(always)]
+    fn push_level(&mut self, at: usize) {
+        self.depth = (self.depth + 1).min(CURSOR_LEVELS - 1);
+        self.open_at[self.depth] = at;
+    }
+
+    /// As [`JsonWriter::close`].
+    #[inline(always)]
+    fn close(&mut self, open: u8, close: u8) {
+        let at = self.open_at[self.depth];
+        self.depth = self.depth.saturating_sub(1);
+        if at != OPENED {
+            if at < self.pos {
+                self.out[at] = open;
+            } else {
+                self.out[self.pos] = open;
+                self.pos += 1;
+            }
+        }
+        self.out[self.pos] = close;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    fn end_object(&mut self) {
+        self.close(b'{', b'}');
+    }
+
+    #[inline(always)]
+    fn end_array(&mut self) {
+        self.close(b'[', b']');
     }
 }
 
@@ -718,14 +856,18 @@ fn write_ip(buf: &mut Vec<u8>, ip: IpAddr) {
 }
 
 fn write_mac(buf: &mut Vec<u8>, m: &[u8; 6]) {
-    write_quoted::<20>(buf, |out| {
-        for (i, &b) in m.iter().enumerate() {
-            out[1 + 3 * i] = HEX[(b >> 4) as usize];
-            out[2 + 3 * i] = HEX[(b & 15) as usize];
-            out[3 + 3 * i] = b':';
-        }
-        18
-    });
+    write_quoted::<20>(buf, |out| put_mac(out, m));
+}
+
+/// `aa:bb:cc:dd:ee:ff` at `out[1..]`; returns the position after it.
+#[inline(always)]
+fn put_mac(out: &mut [u8; 20], m: &[u8; 6]) -> usize {
+    for (i, &b) in m.iter().enumerate() {
+        out[1 + 3 * i] = HEX[(b >> 4) as usize];
+        out[2 + 3 * i] = HEX[(b & 15) as usize];
+        out[3 + 3 * i] = b':';
+    }
+    18
 }
 
 fn write_escaped(buf: &mut Vec<u8>, v: &[u8]) {
@@ -917,48 +1059,48 @@ fn rfc3339(ns: u64) -> [u8; 32] {
 
 /// `network.transport`: the name of IANA protocol `p`, when it has one here.
 #[inline]
-fn write_transport(w: &mut JsonWriter<'_>, p: u8) {
+fn write_transport(c: &mut Cursor<'_>, p: u8) {
     let k = key!("transport");
     match p {
-        1 => w.str_quoted(k, b"\"icmp\""),
-        2 => w.str_quoted(k, b"\"igmp\""),
-        4 => w.str_quoted(k, b"\"ipv4\""),
-        6 => w.str_quoted(k, b"\"tcp\""),
-        17 => w.str_quoted(k, b"\"udp\""),
-        41 => w.str_quoted(k, b"\"ipv6\""),
-        47 => w.str_quoted(k, b"\"gre\""),
-        50 => w.str_quoted(k, b"\"esp\""),
-        51 => w.str_quoted(k, b"\"ah\""),
-        58 => w.str_quoted(k, b"\"ipv6-icmp\""),
-        89 => w.str_quoted(k, b"\"ospf\""),
-        103 => w.str_quoted(k, b"\"pim\""),
-        112 => w.str_quoted(k, b"\"vrrp\""),
-        132 => w.str_quoted(k, b"\"sctp\""),
+        1 => c.member_quoted(k, b"\"icmp\""),
+        2 => c.member_quoted(k, b"\"igmp\""),
+        4 => c.member_quoted(k, b"\"ipv4\""),
+        6 => c.member_quoted(k, b"\"tcp\""),
+        17 => c.member_quoted(k, b"\"udp\""),
+        41 => c.member_quoted(k, b"\"ipv6\""),
+        47 => c.member_quoted(k, b"\"gre\""),
+        50 => c.member_quoted(k, b"\"esp\""),
+        51 => c.member_quoted(k, b"\"ah\""),
+        58 => c.member_quoted(k, b"\"ipv6-icmp\""),
+        89 => c.member_quoted(k, b"\"ospf\""),
+        103 => c.member_quoted(k, b"\"pim\""),
+        112 => c.member_quoted(k, b"\"vrrp\""),
+        132 => c.member_quoted(k, b"\"sctp\""),
         _ => {}
     }
 }
 
 /// `flow.time_basis`: [`TimeBasis::as_str`] as a literal (a copy of a known size).
 #[inline]
-fn write_time_basis(w: &mut JsonWriter<'_>, tb: TimeBasis) {
+fn write_time_basis(c: &mut Cursor<'_>, tb: TimeBasis) {
     let k = key!("time_basis");
     match tb {
-        TimeBasis::Absolute => w.str_quoted(k, b"\"absolute\""),
-        TimeBasis::Uptime => w.str_quoted(k, b"\"uptime\""),
-        TimeBasis::UptimeUnresolved => w.str_quoted(k, b"\"uptime_unresolved\""),
+        TimeBasis::Absolute => c.member_quoted(k, b"\"absolute\""),
+        TimeBasis::Uptime => c.member_quoted(k, b"\"uptime\""),
+        TimeBasis::UptimeUnresolved => c.member_quoted(k, b"\"uptime_unresolved\""),
     }
 }
 
 /// `flow.sampling_source`: [`SamplingSource::as_str`] as a literal.
 #[inline]
-fn write_sampling_source(w: &mut JsonWriter<'_>, s: SamplingSource) {
+fn write_sampling_source(c: &mut Cursor<'_>, s: SamplingSource) {
     let k = key!("sampling_source");
     match s {
-        SamplingSource::V5Header => w.str_quoted(k, b"\"v5_header\""),
-        SamplingSource::Record => w.str_quoted(k, b"\"record\""),
-        SamplingSource::Options => w.str_quoted(k, b"\"options\""),
-        SamplingSource::Sflow => w.str_quoted(k, b"\"sflow\""),
-        SamplingSource::Unknown => w.str_quoted(k, b"\"unknown\""),
+        SamplingSource::V5Header => c.member_quoted(k, b"\"v5_header\""),
+        SamplingSource::Record => c.member_quoted(k, b"\"record\""),
+        SamplingSource::Options => c.member_quoted(k, b"\"options\""),
+        SamplingSource::Sflow => c.member_quoted(k, b"\"sflow\""),
+        SamplingSource::Unknown => c.member_quoted(k, b"\"unknown\""),
     }
 }
 
@@ -989,67 +1131,86 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     let r = record;
     let mut w = JsonWriter::new(buf);
     w.begin();
+    // the ECS members through one cursor: their text has a bound
+    w.with_cursor(ECS_MAX, |c| ecs(r, c));
+    if !opts.no_raw {
+        match &r.raw {
+            Raw::None => {}
+            Raw::NetflowV5(rec) => crate::netflow5::write_raw_json(rec, &mut w),
+            Raw::Template { template, data } => template.write_raw_json(data, r.protocol, &mut w),
+            Raw::Sflow(s) => crate::sflow::write_raw_json(s, &mut w),
+        }
+    }
+    w.end_object();
+}
+
+/// The bytes the ECS members of a document can take (see the test `ecs_bound_holds`).
+const ECS_MAX: usize = 1856;
+
+/// The ECS members of [`encode`]'s document (everything but the raw elements).
+#[inline]
+fn ecs(r: &FlowRecord<'_>, c: &mut Cursor<'_>) {
     if let Some(ts) = r.timestamp_ns() {
-        w.time_ns(key!("@timestamp"), ts);
+        c.member_time(key!("@timestamp"), ts);
     }
 
     // event (ECS categorisation, as Elastic's NetFlow integration does it)
     match r.kind {
         RecordKind::Flow => {
             if r.protocol == FlowProtocol::Sflow5 {
-                w.begin_object_with(
+                c.begin_object_with(
                     key!("event"),
                     br#""kind":"event","category":["network"],"type":["connection"],"action":"sflow_flow""#,
                 );
             } else {
-                w.begin_object_with(
+                c.begin_object_with(
                     key!("event"),
                     br#""kind":"event","category":["network"],"type":["connection"],"action":"netflow_flow""#,
                 );
             }
             if let Some(s) = r.start_ns {
-                w.time_ns(key!("start"), s);
+                c.member_time(key!("start"), s);
             }
             if let Some(e) = r.end_ns {
-                w.time_ns(key!("end"), e);
+                c.member_time(key!("end"), e);
             }
             if let (Some(s), Some(e)) = (r.start_ns, r.end_ns) {
                 if e >= s {
-                    w.u64(key!("duration"), e - s);
+                    c.member_u64(key!("duration"), e - s);
                 }
             }
         }
         RecordKind::Counters => {
-            w.begin_object_with(
+            c.begin_object_with(
                 key!("event"),
                 br#""kind":"metric","category":["network"],"type":["info"],"action":"sflow_counters""#,
             );
         }
     }
-    w.end_object();
+    c.end_object();
 
     // observer: the exporter
-    w.begin_object(key!("observer"));
-    w.ip(key!("ip"), r.exporter.ip());
+    c.begin_object(key!("observer"));
+    c.member_ip(key!("ip"), r.exporter.ip());
     if let Some(i) = r.in_if {
-        w.begin_object(key!("ingress"));
-        w.begin_object(key!("interface"));
-        w.u64(key!("id"), u64::from(i));
-        w.end_object();
-        w.end_object();
+        c.begin_object(key!("ingress"));
+        c.begin_object(key!("interface"));
+        c.member_u64(key!("id"), u64::from(i));
+        c.end_object();
+        c.end_object();
     }
     if let Some(o) = r.out_if {
-        w.begin_object(key!("egress"));
-        w.begin_object(key!("interface"));
-        w.u64(key!("id"), u64::from(o));
-        w.end_object();
-        w.end_object();
+        c.begin_object(key!("egress"));
+        c.begin_object(key!("interface"));
+        c.member_u64(key!("id"), u64::from(o));
+        c.end_object();
+        c.end_object();
     }
-    w.end_object();
+    c.end_object();
 
     if r.kind == RecordKind::Flow {
         endpoint(
-            &mut w,
+            c,
             key!("source"),
             r.src_addr,
             r.src_port,
@@ -1057,7 +1218,7 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             r.src_as,
         );
         endpoint(
-            &mut w,
+            c,
             key!("destination"),
             r.dst_addr,
             r.dst_port,
@@ -1065,11 +1226,11 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             r.dst_as,
         );
 
-        w.begin_object(key!("network"));
+        c.begin_object(key!("network"));
         if let Some(p) = r.ip_protocol {
-            write_transport(&mut w, p);
-            w.key(key!("iana_number"));
-            write_quoted::<5>(w.buf, |out| {
+            write_transport(c, p);
+            c.k(key!("iana_number"));
+            c.quoted::<5>(|out| {
                 let d = DEC[usize::from(p)];
                 out[1..4].copy_from_slice(&d[..3]);
                 1 + usize::from(d[3])
@@ -1081,30 +1242,30 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
             None => None,
         });
         match ipv {
-            Some(4) => w.str_quoted(key!("type"), b"\"ipv4\""),
-            Some(6) => w.str_quoted(key!("type"), b"\"ipv6\""),
+            Some(4) => c.member_quoted(key!("type"), b"\"ipv4\""),
+            Some(6) => c.member_quoted(key!("type"), b"\"ipv6\""),
             _ => {}
         }
         if let Some(b) = r.bytes {
-            w.u64(key!("bytes"), b);
+            c.member_u64(key!("bytes"), b);
         }
         if let Some(p) = r.packets {
-            w.u64(key!("packets"), p);
+            c.member_u64(key!("packets"), p);
         }
         match r.direction {
-            Some(0) => w.str_quoted(key!("direction"), b"\"ingress\""),
-            Some(1) => w.str_quoted(key!("direction"), b"\"egress\""),
+            Some(0) => c.member_quoted(key!("direction"), b"\"ingress\""),
+            Some(1) => c.member_quoted(key!("direction"), b"\"egress\""),
             _ => {}
         }
         if let Some(v) = r.vlan.or(r.src_vlan) {
-            w.begin_object(key!("vlan"));
-            w.u64(key!("id"), u64::from(v));
-            w.end_object();
+            c.begin_object(key!("vlan"));
+            c.member_u64(key!("id"), u64::from(v));
+            c.end_object();
         }
         if let (Some(s), Some(d), Some(p)) = (r.src_addr, r.dst_addr, r.ip_protocol) {
-            w.key(key!("community_id"));
+            c.k(key!("community_id"));
             // the id written in place
-            write_quoted::<36>(w.buf, |out| {
+            c.quoted::<36>(|out| {
                 let n = match out[1..].first_chunk_mut::<33>() {
                     Some(cid) => crate::community_id::v1(
                         s,
@@ -1121,123 +1282,113 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
                 1 + n.min(33)
             });
         }
-        w.end_object();
+        c.end_object();
     }
 
     // flow: what ECS lacks
     match r.protocol {
-        FlowProtocol::NetflowV5 => w.begin_object_with(key!("flow"), br#""protocol":"netflow_v5""#),
-        FlowProtocol::NetflowV9 => w.begin_object_with(key!("flow"), br#""protocol":"netflow_v9""#),
-        FlowProtocol::Ipfix => w.begin_object_with(key!("flow"), br#""protocol":"ipfix""#),
-        FlowProtocol::Sflow5 => w.begin_object_with(key!("flow"), br#""protocol":"sflow5""#),
+        FlowProtocol::NetflowV5 => c.begin_object_with(key!("flow"), br#""protocol":"netflow_v5""#),
+        FlowProtocol::NetflowV9 => c.begin_object_with(key!("flow"), br#""protocol":"netflow_v9""#),
+        FlowProtocol::Ipfix => c.begin_object_with(key!("flow"), br#""protocol":"ipfix""#),
+        FlowProtocol::Sflow5 => c.begin_object_with(key!("flow"), br#""protocol":"sflow5""#),
     }
-    w.u64(key!("exporter_port"), u64::from(r.exporter.port()));
+    c.member_u64(key!("exporter_port"), u64::from(r.exporter.port()));
     if let Some(t) = r.export_time_ns {
-        w.time_ns(key!("export_time"), t);
+        c.member_time(key!("export_time"), t);
     }
     if let Some(s) = r.sequence {
-        w.u64(key!("sequence"), u64::from(s));
+        c.member_u64(key!("sequence"), u64::from(s));
     }
     if let Some(d) = r.domain {
-        w.u64(key!("domain"), u64::from(d));
+        c.member_u64(key!("domain"), u64::from(d));
     }
     if let Some(t) = r.template_id {
-        w.u64(key!("template_id"), u64::from(t));
+        c.member_u64(key!("template_id"), u64::from(t));
     }
     if let Some(v) = r.ip_version {
-        w.u64(key!("ip_version"), u64::from(v));
+        c.member_u64(key!("ip_version"), u64::from(v));
     }
     if let Some(f) = r.tcp_flags {
-        w.u64(key!("tcp_flags"), u64::from(f));
+        c.member_u64(key!("tcp_flags"), u64::from(f));
     }
     if let Some(t) = r.tos {
-        w.u64(key!("tos"), u64::from(t));
+        c.member_u64(key!("tos"), u64::from(t));
     }
     if let Some(m) = r.src_mask {
-        w.u64(key!("src_mask"), u64::from(m));
+        c.member_u64(key!("src_mask"), u64::from(m));
     }
     if let Some(m) = r.dst_mask {
-        w.u64(key!("dst_mask"), u64::from(m));
+        c.member_u64(key!("dst_mask"), u64::from(m));
     }
     if let Some(n) = r.next_hop {
-        w.ip(key!("next_hop"), n);
+        c.member_ip(key!("next_hop"), n);
     }
     if let Some(n) = r.bgp_next_hop {
-        w.ip(key!("bgp_next_hop"), n);
+        c.member_ip(key!("bgp_next_hop"), n);
     }
     if let Some(v) = r.src_vlan {
-        w.u64(key!("src_vlan"), u64::from(v));
+        c.member_u64(key!("src_vlan"), u64::from(v));
     }
     if let Some(v) = r.dst_vlan {
-        w.u64(key!("dst_vlan"), u64::from(v));
+        c.member_u64(key!("dst_vlan"), u64::from(v));
     }
     if let Some(d) = r.direction {
-        w.u64(key!("direction"), u64::from(d));
+        c.member_u64(key!("direction"), u64::from(d));
     }
     if let Some(e) = r.flow_end_reason {
-        w.u64(key!("end_reason"), u64::from(e));
+        c.member_u64(key!("end_reason"), u64::from(e));
     }
     if let Some(t) = r.icmp_type {
-        w.u64(key!("icmp_type"), u64::from(t));
+        c.member_u64(key!("icmp_type"), u64::from(t));
     }
-    if let Some(c) = r.icmp_code {
-        w.u64(key!("icmp_code"), u64::from(c));
+    if let Some(code) = r.icmp_code {
+        c.member_u64(key!("icmp_code"), u64::from(code));
     }
     if !r.mpls.is_empty() {
-        w.begin_array(key!("mpls_labels"));
+        c.begin_array(key!("mpls_labels"));
         for &l in r.mpls.as_slice() {
-            w.item_u64(u64::from(l));
+            c.item_u64(u64::from(l));
         }
-        w.end_array();
+        c.end_array();
     }
     if r.reverse_bytes.is_some() || r.reverse_packets.is_some() || r.reverse_tcp_flags.is_some() {
-        w.begin_object(key!("reverse"));
+        c.begin_object(key!("reverse"));
         if let Some(b) = r.reverse_bytes {
-            w.u64(key!("bytes"), b);
+            c.member_u64(key!("bytes"), b);
         }
         if let Some(p) = r.reverse_packets {
-            w.u64(key!("packets"), p);
+            c.member_u64(key!("packets"), p);
         }
         if let Some(f) = r.reverse_tcp_flags {
-            w.u64(key!("tcp_flags"), u64::from(f));
+            c.member_u64(key!("tcp_flags"), u64::from(f));
         }
-        w.end_object();
+        c.end_object();
     }
     if let Some(tb) = r.time_basis {
-        write_time_basis(&mut w, tb);
+        write_time_basis(c, tb);
     }
     if let Some(s) = r.start_uptime_ms {
-        w.u64(key!("start_uptime_ms"), s);
+        c.member_u64(key!("start_uptime_ms"), s);
     }
     if let Some(e) = r.end_uptime_ms {
-        w.u64(key!("end_uptime_ms"), e);
+        c.member_u64(key!("end_uptime_ms"), e);
     }
-    w.u64(
+    c.member_u64(
         key!("sampling_rate"),
         u64::from(r.sampling_rate.unwrap_or(1)),
     );
-    write_sampling_source(&mut w, r.sampling_source.unwrap_or(SamplingSource::Unknown));
+    write_sampling_source(c, r.sampling_source.unwrap_or(SamplingSource::Unknown));
     if let Some(s) = r.sampler_id {
-        w.u64(key!("sampler_id"), s);
+        c.member_u64(key!("sampler_id"), s);
     }
     if r.scaled {
-        w.bool(key!("scaled"), true);
+        c.member_quoted(key!("scaled"), b"true");
     }
-    w.end_object();
-
-    if !opts.no_raw {
-        match &r.raw {
-            Raw::None => {}
-            Raw::NetflowV5(rec) => crate::netflow5::write_raw_json(rec, &mut w),
-            Raw::Template { template, data } => template.write_raw_json(data, r.protocol, &mut w),
-            Raw::Sflow(s) => crate::sflow::write_raw_json(s, &mut w),
-        }
-    }
-    w.end_object();
+    c.end_object();
 }
 
 fn endpoint(
-    w: &mut JsonWriter<'_>,
+    c: &mut Cursor<'_>,
     name: Key<'_>,
     ip: Option<IpAddr>,
     port: Option<u16>,
@@ -1247,22 +1398,22 @@ fn endpoint(
     if ip.is_none() && port.is_none() && mac.is_none() && asn.is_none() {
         return;
     }
-    w.begin_object(name);
+    c.begin_object(name);
     if let Some(ip) = ip {
-        w.ip(key!("ip"), ip);
+        c.member_ip(key!("ip"), ip);
     }
     if let Some(p) = port {
-        w.u64(key!("port"), u64::from(p));
+        c.member_u64(key!("port"), u64::from(p));
     }
     if let Some(m) = mac {
-        w.mac(key!("mac"), &m);
+        c.member_mac(key!("mac"), &m);
     }
     if let Some(a) = asn {
-        w.begin_object(key!("as"));
-        w.u64(key!("number"), u64::from(a));
-        w.end_object();
+        c.begin_object(key!("as"));
+        c.member_u64(key!("number"), u64::from(a));
+        c.end_object();
     }
-    w.end_object();
+    c.end_object();
 }
 
 #[cfg(test)]
@@ -1577,6 +1728,75 @@ mod tests {
         }
     }
 
+    /// The widest ECS part there is (every member present, with its longest text, over every
+    /// choice of the members that exclude each other) fits in [`ECS_MAX`] with room for the
+    /// widest fixed-size write: the cursor never runs past what it was given.
+    #[test]
+    fn ecs_bound_holds() {
+        let wide6 = IpAddr::V6(Ipv6Addr::from(u128::MAX));
+        let mut r = FlowRecord::new(
+            FlowProtocol::NetflowV9,
+            std::net::SocketAddr::new(wide6, u16::MAX),
+        );
+        r.export_time_ns = Some(u64::MAX);
+        r.sequence = Some(u32::MAX);
+        r.domain = Some(u32::MAX);
+        r.template_id = Some(u16::MAX);
+        (r.src_addr, r.dst_addr) = (Some(wide6), Some(wide6));
+        (r.src_port, r.dst_port) = (Some(u16::MAX), Some(u16::MAX));
+        (r.bytes, r.packets) = (Some(u64::MAX), Some(u64::MAX));
+        (r.reverse_bytes, r.reverse_packets) = (Some(u64::MAX), Some(u64::MAX));
+        (r.reverse_tcp_flags, r.tcp_flags) = (Some(u16::MAX), Some(u16::MAX));
+        r.tos = Some(u8::MAX);
+        (r.in_if, r.out_if) = (Some(u32::MAX), Some(u32::MAX));
+        (r.src_as, r.dst_as) = (Some(u32::MAX), Some(u32::MAX));
+        (r.src_mask, r.dst_mask) = (Some(u8::MAX), Some(u8::MAX));
+        (r.next_hop, r.bgp_next_hop) = (Some(wide6), Some(wide6));
+        (r.src_mac, r.dst_mac) = (Some([0xff; 6]), Some([0xff; 6]));
+        (r.vlan, r.src_vlan, r.dst_vlan) = (Some(u16::MAX), Some(u16::MAX), Some(u16::MAX));
+        (r.flow_end_reason, r.icmp_type, r.icmp_code) = (Some(255), Some(255), Some(255));
+        for _ in 0..20 {
+            r.mpls.push(u32::MAX);
+        }
+        (r.start_ns, r.end_ns) = (Some(0), Some(u64::MAX));
+        (r.start_uptime_ms, r.end_uptime_ms) = (Some(u64::MAX), Some(u64::MAX));
+        (r.sampling_rate, r.sampler_id, r.scaled) = (Some(u32::MAX), Some(u64::MAX), true);
+        let mut widest = 0;
+        let mut doc = Vec::new();
+        for kind in [RecordKind::Flow, RecordKind::Counters] {
+            for protocol in [FlowProtocol::NetflowV5, FlowProtocol::Sflow5] {
+                for p in 0..=255u8 {
+                    for direction in [0, 1, 255] {
+                        for ip_version in [4, 6, 255] {
+                            for tb in [TimeBasis::Absolute, TimeBasis::UptimeUnresolved] {
+                                for ss in [SamplingSource::V5Header, SamplingSource::Unknown] {
+                                    let r = FlowRecord {
+                                        kind,
+                                        protocol,
+                                        ip_protocol: Some(p),
+                                        direction: Some(direction),
+                                        ip_version: Some(ip_version),
+                                        time_basis: Some(tb),
+                                        sampling_source: Some(ss),
+                                        ..r
+                                    };
+                                    doc.clear();
+                                    encode(&r, &EncodeOptions::default(), &mut doc);
+                                    // the document is `{`, the members after their first comma, `}`
+                                    widest = widest.max(doc.len() - 1);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // the widest fixed-size write: an IPv6 address's 48 bytes
+        assert!(widest + 48 <= ECS_MAX, "{widest} + 48 > {ECS_MAX}");
+        // the bound is not far above what it has to hold (a memset of it per document)
+        assert!(ECS_MAX < widest + 512, "{widest}");
+    }
+
     #[test]
     fn unused_time_cache_entries_are_right() {
         assert_eq!(MAX_TEXT, rfc3339(u64::MAX));
@@ -1661,7 +1881,7 @@ mod tests {
     fn transport_names_and_fixed_strings() {
         for p in 0..=255u8 {
             let (a, b) = written(
-                |w| write_transport(w, p),
+                |w| w.with_cursor(64, |c| write_transport(c, p)),
                 transport_name(p).map(|n| (key!("transport"), n)),
             );
             assert_eq!(a, b, "{p}");
@@ -1672,7 +1892,7 @@ mod tests {
             TimeBasis::UptimeUnresolved,
         ] {
             let (a, b) = written(
-                |w| write_time_basis(w, tb),
+                |w| w.with_cursor(64, |c| write_time_basis(c, tb)),
                 Some((key!("time_basis"), tb.as_str())),
             );
             assert_eq!(a, b);
@@ -1685,7 +1905,7 @@ mod tests {
             SamplingSource::Unknown,
         ] {
             let (a, b) = written(
-                |w| write_sampling_source(w, s),
+                |w| w.with_cursor(64, |c| write_sampling_source(c, s)),
                 Some((key!("sampling_source"), s.as_str())),
             );
             assert_eq!(a, b);
