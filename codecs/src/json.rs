@@ -406,9 +406,10 @@ impl<'b> JsonWriter<'b> {
         self.buf.len()
     }
 
-    /// Members written through a [`Cursor`] over `bound` bytes that the buffer grows by (`f`
-    /// must write no more: a member's most is its key's width plus [`Cursor::VALUE_MAX`]); the
-    /// buffer is cut back to what `f` wrote.
+    /// Members written through a [`Cursor`] over `bound` bytes that the buffer grows by; the
+    /// buffer is cut back to what `f` wrote. `f` must stay within `bound`, the fixed-size
+    /// copies' padding included (a cursor's write past it panics): callers size it from the
+    /// most their members can take (`ECS_MAX`, `raw_ops_bound`), checked by tests.
     #[inline]
     pub(crate) fn with_cursor<R>(
         &mut self,
@@ -445,8 +446,9 @@ pub(crate) struct Cursor<'o> {
 const CURSOR_LEVELS: usize = 4;
 
 impl Cursor<'_> {
-    /// The most bytes a value takes, its padding included: a time's 32.
-    pub(crate) const VALUE_MAX: usize = 32;
+    /// The most bytes one value takes, its padding included: a time's 32 (for tests).
+    #[cfg(test)]
+    const VALUE_MAX: usize = 32;
 
     /// The first `n` bytes of `chunk` (`n <= N`), with one fixed-size copy.
     #[inline(always)]
@@ -1387,6 +1389,7 @@ fn ecs(r: &FlowRecord<'_>, c: &mut Cursor<'_>) {
     c.end_object();
 }
 
+#[inline(always)]
 fn endpoint(
     c: &mut Cursor<'_>,
     name: Key<'_>,

@@ -247,8 +247,9 @@ pub struct Template {
     /// How [`Template::write_raw_json`] writes a record of a fixed-length template whose keys
     /// all fit [`WIDE_KEY`] bytes.
     raw_ops: Option<Box<[RawOp]>>,
-    /// no [`RawKind::General`] among `raw_ops`: all of them written through one cursor
-    raw_ops_bounded: bool,
+    /// the most bytes `raw_ops` write when none is [`RawKind::General`] (all of them are
+    /// then written through one cursor over that many bytes)
+    raw_ops_bound: Option<usize>,
 }
 
 /// One field of a fixed-length template as [`Template::write_raw_json`] writes it: where its
@@ -451,9 +452,7 @@ impl Template {
             None
         };
         let raw_ops = if fixed { raw_ops(&specs) } else { None };
-        let raw_ops_bounded = raw_ops
-            .as_ref()
-            .is_some_and(|o| o.iter().all(|op| op.kind != RawKind::General));
+        let raw_ops_bound = raw_ops.as_deref().and_then(raw_ops_bound);
         Ok(Template {
             id,
             version,
@@ -465,7 +464,7 @@ impl Template {
             wire: wire.to_vec(),
             plan,
             raw_ops,
-            raw_ops_bounded,
+            raw_ops_bound,
         })
     }
 
@@ -518,7 +517,7 @@ impl Template {
         match (&self.raw_ops, self.fixed_len) {
             // a whole record (what `records` yields): every op's value is in `data`
             (Some(ops), Some(len)) if data.len() >= len => {
-                write_ops(ops, self.raw_ops_bounded, data, w)
+                write_ops(ops, self.raw_ops_bound, data, w)
             }
             _ => self.write_fields(data, w),
         }
@@ -538,9 +537,9 @@ impl Template {
 /// [`RawKind::General`] op, every member's text has a bound and all go through one
 /// [`Cursor`].
 #[inline]
-fn write_ops(ops: &[RawOp], bounded: bool, data: &[u8], w: &mut JsonWriter<'_>) {
-    if bounded {
-        w.with_cursor(ops.len() * RAW_OP_MAX, |c| {
+fn write_ops(ops: &[RawOp], bound: Option<usize>, data: &[u8], w: &mut JsonWriter<'_>) {
+    if let Some(bound) = bound {
+        w.with_cursor(bound, |c| {
             for op in ops {
                 if write_op_bounded(op, data, c).is_none() {
                     return;
@@ -576,8 +575,26 @@ fn write_ops(ops: &[RawOp], bounded: bool, data: &[u8], w: &mut JsonWriter<'_>) 
     }
 }
 
-/// The most bytes a bounded [`RawOp`] writes: its key and its value, paddings included.
-const RAW_OP_MAX: usize = WIDE_KEY + Cursor::VALUE_MAX;
+/// The bytes [`write_ops`] needs for `ops` through a cursor: what each op's key and value can
+/// take, and room for the widest fixed-size write (a key's [`WIDE_KEY`] bytes) after them;
+/// `None` when an op is [`RawKind::General`].
+fn raw_ops_bound(ops: &[RawOp]) -> Option<usize> {
+    let mut n = WIDE_KEY;
+    for op in ops {
+        n += usize::from(op.key_len)
+            + match op.kind {
+                RawKind::U8 => 3,
+                RawKind::U16 => 5,
+                RawKind::U32 => 10,
+                RawKind::U64 => 20,
+                // `"255.255.255.255"`
+                RawKind::Ipv4 => 17,
+                RawKind::DateMillis => 32,
+                RawKind::General => return None,
+            };
+    }
+    Some(n)
+}
 
 /// One member of a [`RawOp`] that is not [`RawKind::General`], through the cursor; `None`
 /// when the value is not in `data` (nothing written then).
@@ -1795,7 +1812,7 @@ mod tests {
             general.raw_ops = None;
             // the ops one by one, not through the cursor
             let mut unbounded = t.clone();
-            unbounded.raw_ops_bounded = false;
+            unbounded.raw_ops_bound = None;
             for data in [&bytes[..len], &bytes[..cut.min(len)]] {
                 let want = raw_json(&general, data);
                 proptest::prop_assert_eq!(&raw_json(&t, data), &want);
@@ -1817,7 +1834,7 @@ mod tests {
         let t = Template::compile(10, 256, false, &basic, &[]).unwrap();
         // paddingOctets writes nothing: no op; every op's text has a bound
         assert_eq!(t.raw_ops.as_ref().map(|o| o.len()), Some(5));
-        assert!(t.raw_ops_bounded);
+        assert!(t.raw_ops_bound.is_some());
         let data: Vec<u8> = (1..=t.fixed_len.unwrap() as u8).collect();
         let mut start = Vec::new();
         crate::json::write_rfc3339(
