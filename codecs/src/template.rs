@@ -2150,7 +2150,7 @@ mod tests {
             // of the set follow the record)
             let mut inplace = fresh;
             // times written over whatever was there
-            let mut ti = RecordTimes {
+            let all_set = RecordTimes {
                 start_abs_ns: Some(1),
                 end_abs_ns: Some(2),
                 start_uptime_ms: Some(3),
@@ -2158,10 +2158,15 @@ mod tests {
                 start_delta_us: Some(5),
                 end_delta_us: Some(6),
             };
+            let mut ti = all_set;
             let oi = fill_record_in(&t, &bytes, data.len(), &mut inplace, &mut ti);
             proptest::prop_assert_eq!(format!("{inplace:?}"), format!("{a:?}"));
             proptest::prop_assert_eq!(format!("{ti:?}"), format!("{ta:?}"));
             proptest::prop_assert_eq!(oi, oa);
+            // the general path too writes every time over what was there
+            let (mut g, mut tg) = (fresh, all_set);
+            fill_record_in(&generic, &bytes, data.len(), &mut g, &mut tg);
+            proptest::prop_assert_eq!(format!("{tg:?}"), format!("{ta:?}"));
             // a record filled before from other bytes, filled again: the same as a fresh one
             if t.refills_record() {
                 fill_record(&t, &other[..data.len()], &mut refilled);
