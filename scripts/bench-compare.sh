@@ -44,13 +44,7 @@ for arg in "$@"; do
   wt="$work/wt-$i"
   echo "building the decode bench of $rev (in $wt)" >&2
   git worktree add --detach "$wt" "$rev" >/dev/null 2>&1
-  exe=$(cd "$wt" && cargo bench --bench decode --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "decode":
-        print(m["executable"])' | tail -n 1)
-  [ -n "$exe" ] || { echo "could not build the decode bench of $rev" >&2; exit 1; }
+  exe=$(scripts/bench-binary.sh "$wt") || { echo "could not build the decode bench of $rev" >&2; exit 1; }
   cp "$exe" "$work/bench-$i"
   bins+=("$work/bench-$i")
   names+=("$rev")

@@ -34,13 +34,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 if [ ${#bins[@]} -eq 0 ]; then
-  bin=$(cargo bench --bench decode --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "decode":
-        print(m["executable"])' | tail -n 1)
-  [ -n "$bin" ] || { echo "could not build the decode bench" >&2; exit 1; }
+  bin=$(scripts/bench-binary.sh) || { echo "could not build the decode bench" >&2; exit 1; }
   bins=("$bin")
 fi
 
