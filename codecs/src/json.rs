@@ -183,7 +183,7 @@ fn put_padded<const N: usize>(buf: &mut Vec<u8>, chunk: &[u8; N], n: usize) {
     buf.truncate(end);
 }
 
-/// `JsonWriter::open_at` of an object whose bracket is written already (`begin_object_with`).
+/// `open_at` of an object whose bracket is written already ([`Cursor::begin_object_with`]).
 const OPENED: usize = usize::MAX;
 
 /// A streaming JSON writer over a `Vec<u8>`, for up to 32 nesting levels.
@@ -262,20 +262,6 @@ impl<'b> JsonWriter<'b> {
         self.open();
     }
 
-    /// `"key":{` followed by `members`, a run of members written as they are
-    /// (`"a":1,"b":[2]`): static parts of a document in one copy of a size known when
-    /// compiling (no call to `memcpy`).
-    pub fn begin_object_with<const N: usize>(&mut self, key: impl JsonKey, members: &[u8; N]) {
-        self.key(key);
-        if N == 0 {
-            self.open();
-            return;
-        }
-        self.buf.push(b'{');
-        self.buf.extend_from_slice(members);
-        self.push_level(OPENED);
-    }
-
     /// `"key":[`
     #[inline]
     pub fn begin_array(&mut self, key: impl JsonKey) {
@@ -330,14 +316,6 @@ impl<'b> JsonWriter<'b> {
         self.buf.push(b'"');
         self.buf.extend_from_slice(v.as_bytes());
         self.buf.push(b'"');
-    }
-
-    /// A string value given with its quotes (`b"\"tcp\""`), known to need no escaping: one
-    /// copy of a size known when compiling.
-    #[inline]
-    pub fn str_quoted<const N: usize>(&mut self, key: impl JsonKey, quoted: &[u8; N]) {
-        self.key(key);
-        self.buf.extend_from_slice(quoted);
     }
 
     /// A string from the wire: invalid UTF-8 is replaced, control characters and quotes escaped,
@@ -499,13 +477,10 @@ impl Cursor<'_> {
         );
     }
 
-    /// `"a.b.c.d"` (17 bytes written at most).
+    /// `"a.b.c.d"` (17 bytes written at most, in a 20-byte window), as [`write_ipv4`] writes it.
     #[inline(always)]
     pub(crate) fn ipv4(&mut self, o: [u8; 4]) {
-        self.out[self.pos] = b'"';
-        let p = put_ipv4(self.out, self.pos + 1, o);
-        self.out[p] = b'"';
-        self.pos = p + 1;
+        self.quoted::<20>(|out| put_ipv4(out, 1, o));
     }
 
     /// A quoted RFC 3339 time, as [`JsonWriter::time_ns`] writes it.
@@ -589,7 +564,9 @@ impl Cursor<'_> {
         self.push_level(self.pos);
     }
 
-    /// `"key":{` and the members `members`, as [`JsonWriter::begin_object_with`] writes them.
+    /// `"key":{` followed by `members`, a run of members written as they are
+    /// (`"a":1,"b":[2]`): static parts of a document in one copy of a size known when
+    /// compiling (no call to `memcpy`).
     #[inline(always)]
     fn begin_object_with<const N: usize>(&mut self, key: Key<'_>, members: &[u8; N]) {
         self.k(key);
@@ -1914,15 +1891,17 @@ mod tests {
             assert_eq!(a, b);
         }
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        JsonWriter::new(&mut a).str_quoted(key!("type"), b"\"ipv4\"");
+        JsonWriter::new(&mut a).with_cursor(64, |c| c.member_quoted(key!("type"), b"\"ipv4\""));
         JsonWriter::new(&mut b).str_plain(key!("type"), "ipv4");
         assert_eq!(a, b);
         // an empty run of members: an object like begin_object's
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let mut w = JsonWriter::new(&mut a);
         w.begin();
-        w.begin_object_with(key!("o"), b"");
-        w.end_object();
+        w.with_cursor(64, |c| {
+            c.begin_object_with(key!("o"), b"");
+            c.end_object();
+        });
         w.end_object();
         let mut w = JsonWriter::new(&mut b);
         w.begin();
@@ -1966,9 +1945,11 @@ mod tests {
         w.item_u64(1);
         w.end_array();
         w.end_object();
-        w.begin_object_with(key!("p"), br#""k":"v""#);
-        w.bool(key!("z"), false);
-        w.end_object();
+        w.with_cursor(128, |c| {
+            c.begin_object_with(key!("p"), br#""k":"v""#);
+            c.member_quoted(key!("z"), b"false");
+            c.end_object();
+        });
         w.end_object();
         let mut b = Vec::new();
         let mut w = JsonWriter::new(&mut b);
