@@ -3,14 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+use crate::http::{self, Response, ServerOptions};
 
 /// Every metric `ferroflow index` exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,68 +273,39 @@ impl IndexMetrics {
     }
 }
 
-/// Serves `/metrics`, `/healthz`, `/readyz` on `addr` until `stop` is set (one thread).
+/// Serves `/metrics`, `/healthz`, `/readyz` on `addr` until `stop` is set, with the
+/// collector's server ([`crate::http`]: one event-loop thread, bounded connections, whole-request
+/// deadlines).
 pub fn serve(
     addr: SocketAddr,
     metrics: Arc<IndexMetrics>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    let local = listener.local_addr()?;
-    let h = std::thread::Builder::new()
-        .name("ff-index-metrics".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((s, _)) => {
-                        let _ = handle(s, &metrics);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        })?;
-    Ok((local, h))
-}
-
-fn handle(mut s: TcpStream, m: &IndexMetrics) -> std::io::Result<()> {
-    s.set_nonblocking(false)?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))?;
-    let mut buf = [0u8; 2048];
-    let mut n = 0;
-    while n < buf.len() {
-        let r = s.read(&mut buf[n..])?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let req = String::from_utf8_lossy(&buf[..n]);
-    let mut parts = req.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, body) = match (method, path) {
-        ("GET", "/metrics") => ("200 OK", m.render()),
-        ("GET", "/healthz") => ("200 OK", "ok\n".to_string()),
-        ("GET", "/readyz") => {
-            if m.ready.load(Ordering::Relaxed) && !m.stopping.load(Ordering::Relaxed) {
-                ("200 OK", "ready\n".to_string())
-            } else {
-                ("503 Service Unavailable", "not ready\n".to_string())
-            }
-        }
-        ("GET", _) => ("404 Not Found", "not found\n".to_string()),
-        _ => ("405 Method Not Allowed", "GET only\n".to_string()),
+    let text = |status, body: String| Response {
+        status,
+        content_type: "text/plain; version=0.0.4",
+        body,
     };
-    write!(
-        s,
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let handler = Box::new(move |path: &str| match path {
+        "/metrics" => text("200 OK", metrics.render()),
+        "/healthz" => text("200 OK", "ok\n".to_string()),
+        "/readyz" => {
+            if metrics.ready.load(Ordering::Relaxed) && !metrics.stopping.load(Ordering::Relaxed) {
+                text("200 OK", "ready\n".to_string())
+            } else {
+                text("503 Service Unavailable", "not ready\n".to_string())
+            }
+        }
+        _ => text("404 Not Found", "not found\n".to_string()),
+    });
+    let s = http::start(
+        addr,
+        ServerOptions::default(),
+        "ff-index-metrics",
+        handler,
+        stop,
     )?;
-    s.flush()
+    Ok((s.local_addr, s.thread))
 }
 
 #[cfg(test)]
