@@ -193,6 +193,28 @@ pub fn bind_udp(addr: SocketAddr, opts: &SocketOptions) -> Result<BoundSocket, I
     })
 }
 
+/// Whether another socket already holds `addr`: binds a probe socket *without* `SO_REUSEADDR`
+/// and `SO_REUSEPORT` (with `IPV6_V6ONLY` for IPv6, as [`bind_udp`]) and closes it at once.
+/// `Ok(true)`: `EADDRINUSE`, someone has the port, possibly in a `SO_REUSEPORT` group that
+/// [`bind_udp`] would silently join. Port 0 is never in use. Other bind errors (permission,
+/// address not available) are returned: binding for real would fail the same way.
+pub fn addr_in_use(addr: SocketAddr) -> Result<bool, IoError> {
+    if addr.port() == 0 {
+        return Ok(false);
+    }
+    let err = |op: &'static str| move |source| IoError { op, addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(err("create"))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true).map_err(err("set IPV6_V6ONLY"))?;
+    }
+    match socket.bind(&addr.into()) {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(true),
+        Err(e) => Err(err("bind")(e)),
+    }
+}
+
 /// Sets `SO_RCVBUF`; if the kernel capped it, tries `SO_RCVBUFFORCE`. Never fails.
 fn set_recv_buffer(socket: &Socket, requested: Option<usize>) -> RecvBuffer {
     let mut forced = false;

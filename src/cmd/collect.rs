@@ -224,6 +224,7 @@ fn settings(cfg: &Config, plan: &CorePlan) -> CollectorSettings {
         allow,
         close_timeout: Duration::from_secs(30),
         input: InputSource::Udp,
+        allow_shared_port: cfg.collector.allow_shared_port,
     }
 }
 

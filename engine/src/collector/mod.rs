@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use ferroflow_codecs::json::EncodeOptions;
 use ferroflow_codecs::DecoderConfig;
-use ferroflow_io::udp::{bind_udp, BoundSocket, SocketOptions};
+use ferroflow_io::udp::{addr_in_use, bind_udp, BoundSocket, SocketOptions};
 
 use crate::metrics::Metrics;
 use crate::sink::{SinkError, SinkFactory};
@@ -80,6 +80,10 @@ pub struct CollectorSettings {
     pub close_timeout: Duration,
     /// Where packets come from (UDP sockets by default; AF_PACKET or AF_XDP on an interface).
     pub input: InputSource,
+    /// Start even when another socket already holds a listen port (another collector): the
+    /// workers then join its `SO_REUSEPORT` group and the kernel splits exporters between the
+    /// two. `false` (default): refuse with [`CollectorError::PortInUse`].
+    pub allow_shared_port: bool,
 }
 
 impl Default for CollectorSettings {
@@ -108,6 +112,7 @@ impl Default for CollectorSettings {
             allow: None,
             close_timeout: Duration::from_secs(30),
             input: InputSource::Udp,
+            allow_shared_port: false,
         }
     }
 }
@@ -124,6 +129,7 @@ impl std::fmt::Debug for CollectorSettings {
             .field("recv_coalesce", &self.recv_coalesce)
             .field("allow", &self.allow.is_some())
             .field("input", &self.input)
+            .field("allow_shared_port", &self.allow_shared_port)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +139,12 @@ impl std::fmt::Debug for CollectorSettings {
 pub enum CollectorError {
     #[error(transparent)]
     Bind(#[from] ferroflow_io::udp::IoError),
+    #[error(
+        "UDP {addr} is already in use by another socket (another `ferroflow collect`?); refusing \
+         to share it through SO_REUSEPORT, which would split exporters between the two. Stop \
+         the other one, or set collector.allow_shared_port = true to share on purpose"
+    )]
+    PortInUse { addr: SocketAddr },
     #[error("sink: {0}")]
     Sink(#[from] SinkError),
     #[error("template store {path}: {source}")]
@@ -219,6 +231,19 @@ impl Collector {
             nonblocking: true,
             ..SocketOptions::default()
         };
+        if bypass_inputs.is_empty() {
+            // SO_REUSEPORT would let the workers join a group another process holds, silently
+            for addr in &settings.listen {
+                if addr_in_use(*addr)? {
+                    if !settings.allow_shared_port {
+                        return Err(CollectorError::PortInUse { addr: *addr });
+                    }
+                    tracing::warn!(
+                        "UDP {addr} is shared with another socket (collector.allow_shared_port = true): the kernel splits exporters between them"
+                    );
+                }
+            }
+        }
         let mut bound = Vec::new();
         let mut sockets: Vec<Vec<BoundSocket>> = Vec::new();
         for w in 0..if bypass_inputs.is_empty() { n } else { 0 } {

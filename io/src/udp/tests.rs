@@ -332,3 +332,31 @@ fn empty_and_zero_sized_inputs() {
         0
     );
 }
+
+#[test]
+fn addr_in_use_sees_a_reuse_port_group_and_plain_sockets() {
+    let worker = SocketOptions {
+        reuse_address: false,
+        ..SocketOptions::default()
+    };
+    // a worker's SO_REUSEPORT socket holds the port: a second group member would bind silently
+    let a = bind("127.0.0.1:0", &worker);
+    assert!(addr_in_use(a.local_addr).unwrap());
+    let joined = bind(&a.local_addr.to_string(), &worker);
+    assert_eq!(joined.local_addr, a.local_addr);
+    // the wildcard address of the same port is taken too
+    let any = SocketAddr::from(([0, 0, 0, 0], a.local_addr.port()));
+    assert!(addr_in_use(any).unwrap());
+    // a socket without SO_REUSEPORT
+    let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(addr_in_use(plain.local_addr().unwrap()).unwrap());
+    // free once closed; port 0 is never in use
+    let port = plain.local_addr().unwrap();
+    drop(plain);
+    assert!(!addr_in_use(port).unwrap());
+    assert!(!addr_in_use("127.0.0.1:0".parse().unwrap()).unwrap());
+    // IPv6 loopback, when the host has it
+    if let Ok(s) = UdpSocket::bind("[::1]:0") {
+        assert!(addr_in_use(s.local_addr().unwrap()).unwrap());
+    }
+}

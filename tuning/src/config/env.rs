@@ -18,6 +18,7 @@ pub const ENV_PREFIX: &str = "FERROFLOW_";
 /// stands for the open-ended librdkafka property table.)
 pub const CONFIG_KEYS: &[&str] = &[
     "collector.listen",
+    "collector.allow_shared_port",
     "collector.workers",
     "collector.split_receive_decode",
     "collector.decode_threads",
@@ -149,6 +150,7 @@ where
 fn set(c: &mut Config, key: &str, v: &str) -> Result<(), String> {
     match key {
         "collector.listen" => c.collector.listen = list(v, parse_socket_addr)?,
+        "collector.allow_shared_port" => c.collector.allow_shared_port = boolean(v)?,
         "collector.workers" => c.collector.workers = parse_auto_count(v)?,
         "collector.split_receive_decode" => c.collector.split_receive_decode = boolean(v)?,
         "collector.decode_threads" => c.collector.decode_threads = parse_auto_count(v)?,

@@ -242,6 +242,11 @@ pub struct CollectorConfig {
     /// one SO_REUSEPORT socket per address. The protocol is recognised from the packet, not the
     /// port.
     pub listen: Vec<SocketAddr>,
+    /// `false` (default): refuse to start when another socket already holds a listen address
+    /// (another collector: SO_REUSEPORT would let this one join its group silently and the
+    /// kernel would split exporters between the two). `true`: share on purpose. Only `udp`
+    /// input binds ports.
+    pub allow_shared_port: bool,
     /// Number of receive/decode workers (one thread each, or a receive and a decode thread each
     /// with `split_receive_decode`). Unset or `"auto"`: one per suitable core of the core plan
     /// (see `ferroflow tune`).
@@ -304,6 +309,7 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
             listen: default_listen(),
+            allow_shared_port: false,
             workers: None,
             split_receive_decode: false,
             decode_threads: None,

@@ -488,6 +488,7 @@ fn env_errors_name_the_variable() {
 fn every_key_has_an_env_variable() {
     let samples: BTreeMap<&str, &str> = [
         ("collector.listen", "0.0.0.0:2055"),
+        ("collector.allow_shared_port", "true"),
         ("collector.workers", "2"),
         ("collector.split_receive_decode", "true"),
         ("collector.decode_threads", "2"),
