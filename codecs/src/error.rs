@@ -43,6 +43,15 @@ impl DecodeError {
         }
     }
 
+    /// Where in the datagram the error was found. An unsupported version is at offset 0 (the
+    /// version field opens every datagram).
+    pub fn offset(&self) -> usize {
+        match self {
+            DecodeError::Truncated { offset, .. } | DecodeError::Invalid { offset, .. } => *offset,
+            DecodeError::UnsupportedVersion { .. } => 0,
+        }
+    }
+
     /// The counter this error is reported under.
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -113,7 +122,17 @@ pub(crate) fn be_uint(b: &[u8]) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::be_uint;
+    use super::{be_uint, DecodeError, ErrorKind};
+
+    #[test]
+    fn offset_and_kind_of_each_variant() {
+        let t = DecodeError::truncated("set header", 20, 4, 2);
+        assert_eq!((t.kind(), t.offset()), (ErrorKind::Truncated, 20));
+        let i = DecodeError::invalid("set length", 36, 3);
+        assert_eq!((i.kind(), i.offset()), (ErrorKind::Invalid, 36));
+        let v = DecodeError::UnsupportedVersion { version: 7 };
+        assert_eq!((v.kind(), v.offset()), (ErrorKind::UnsupportedVersion, 0));
+    }
 
     proptest::proptest! {
         /// The fast lengths read what a byte-by-byte big-endian read gives (first 8 bytes).

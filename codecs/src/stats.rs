@@ -35,12 +35,22 @@ pub struct DecodeStats {
     pub exporters_evicted: u64,
     /// Decode errors by kind (`ErrorKind::index`).
     pub errors: [u64; 3],
+    /// The newest error counted (for rate-limited logging: the caller compares
+    /// [`DecodeStats::errors_total`] before and after a datagram to know whether it is that
+    /// datagram's). Not a counter: [`DecodeStats::merge`] keeps `o`'s when it has one.
+    last_error: Option<DecodeError>,
 }
 
 impl DecodeStats {
     #[inline]
     pub fn error(&mut self, e: DecodeError) {
         self.errors[e.kind().index()] += 1;
+        self.last_error = Some(e);
+    }
+
+    /// The newest error counted by [`DecodeStats::error`].
+    pub fn last_error(&self) -> Option<DecodeError> {
+        self.last_error
     }
 
     pub fn errors_total(&self) -> u64 {
@@ -75,6 +85,9 @@ impl DecodeStats {
         self.held_sets_dropped += o.held_sets_dropped;
         self.sequence_gaps += o.sequence_gaps;
         self.exporters_evicted += o.exporters_evicted;
+        if o.last_error.is_some() {
+            self.last_error = o.last_error;
+        }
     }
 
     /// Every counter as `(name, label, value)`: `label` is a protocol or error kind, or "".

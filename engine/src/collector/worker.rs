@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver as ChanRx, Sender as ChanTx, TrySendError};
-use ferroflow_codecs::{json, Decoder};
+use ferroflow_codecs::{json, DecodeError, Decoder};
 use ferroflow_io::udp::{BoundSocket, RecvBatch, RecvMeta, RecvMode};
 use ferroflow_io::Slab;
 use hdrhistogram::Histogram;
@@ -320,6 +320,11 @@ pub(super) struct Processor {
     last_tick: Instant,
     last_snapshot: Instant,
     hist: Histogram<u64>,
+    /// Decode errors since the last log line: the first one (with its exporter), how many in
+    /// all, since when. Logged once a second at most, from `tick`, never per datagram.
+    error_first: Option<(DecodeError, SocketAddr)>,
+    error_count: u64,
+    error_since: Instant,
 }
 
 pub(crate) fn now_ns() -> u64 {
@@ -355,6 +360,9 @@ impl Processor {
             last_tick: Instant::now(),
             last_snapshot: Instant::now(),
             hist: new_histogram(),
+            error_first: None,
+            error_count: 0,
+            error_since: Instant::now(),
         }
     }
 
@@ -392,7 +400,7 @@ impl Processor {
             &self.encode,
             &mut self.sink_error,
         );
-        let _ = self.decoder.decode(meta.src, recv_ns, payload, &mut |rec| {
+        let r = self.decoder.decode(meta.src, recv_ns, payload, &mut |rec| {
             buf.clear();
             json::encode(rec, opts, buf);
             if let Err(e) = sink.write(rec, buf, recv_ns) {
@@ -401,6 +409,10 @@ impl Processor {
                 }
             }
         });
+        let errors = self.decoder.stats().errors_total() - before.1;
+        if errors > 0 {
+            self.note_decode_errors(r.err(), meta.src, errors);
+        }
         let s = self.decoder.stats();
         let key = if self.exporters.len() < MAX_EXPORTER_COUNTERS
             || self.exporters.contains_key(&meta.src)
@@ -416,6 +428,48 @@ impl Processor {
         e.decode_errors += s.errors_total() - before.1;
         e.template_misses += s.template_misses - before.2;
         e.sequence_gaps += s.sequence_gaps - before.3;
+    }
+
+    /// Keep the first decode error of the interval for the log (copies; no allocation).
+    #[cold]
+    #[inline(never)]
+    fn note_decode_errors(&mut self, returned: Option<DecodeError>, src: SocketAddr, n: u64) {
+        self.error_count += n;
+        if self.error_first.is_none() {
+            // a bad header is returned; an error inside a set or sample is only counted, and
+            // the stats keep the newest
+            if let Some(e) = returned.or_else(|| self.decoder.stats().last_error()) {
+                self.error_first = Some((e, src));
+            }
+        }
+    }
+
+    /// One line for the decode errors since the last one (at most one a second per worker):
+    /// the first error's kind, offset and exporter, and how many there were in all.
+    fn log_decode_errors(&mut self) {
+        if self.error_count > 0 {
+            let secs = self.error_since.elapsed().as_secs_f64();
+            match self.error_first {
+                Some((e, src)) => tracing::warn!(
+                    worker = self.id,
+                    exporter = %src,
+                    kind = %e.kind().as_str(),
+                    offset = e.offset(),
+                    errors = self.error_count,
+                    "decode error from {src}: {e} ({} in the last {secs:.1} s on this worker, the first logged)",
+                    self.error_count
+                ),
+                None => tracing::warn!(
+                    worker = self.id,
+                    errors = self.error_count,
+                    "{} decode errors in the last {secs:.1} s on this worker",
+                    self.error_count
+                ),
+            }
+        }
+        self.error_first = None;
+        self.error_count = 0;
+        self.error_since = Instant::now();
     }
 
     pub(super) fn end_batch(&mut self, _n: usize, socket_drops: u64) {
@@ -443,6 +497,7 @@ impl Processor {
             return;
         }
         self.last_tick = Instant::now();
+        self.log_decode_errors();
         self.decoder.expire(now_ns());
         self.sink.tick();
         self.publish();
@@ -513,6 +568,7 @@ impl Processor {
             self.snapshot();
         }
         self.publish();
+        self.log_decode_errors();
         if let Some(e) = self.sink_error.take() {
             tracing::error!("worker {}: sink: {e}", self.id);
             self.shared
