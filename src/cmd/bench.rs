@@ -190,7 +190,7 @@ fn bench(a: Args) -> anyhow::Result<()> {
                 }
             }
         }
-        Err(e) => eprintln!("ferroflow bench: report files: {e:#}"),
+        Err(e) => eprintln!("ferroflow bench: report files: {}", super::error_chain(&e)),
     }
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -204,7 +204,7 @@ pub fn run(a: Args) -> ExitCode {
     match bench(a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferroflow bench: {e:#}");
+            eprintln!("ferroflow bench: {}", super::error_chain(&e));
             ExitCode::from(1)
         }
     }

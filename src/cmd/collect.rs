@@ -363,7 +363,7 @@ pub fn run(a: Args) -> ExitCode {
     match collect(a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferroflow collect: {e:#}");
+            eprintln!("ferroflow collect: {}", super::error_chain(&e));
             ExitCode::from(1)
         }
     }

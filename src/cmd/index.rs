@@ -270,7 +270,7 @@ pub fn run(a: Args) -> ExitCode {
     match index(a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferroflow index: {e:#}");
+            eprintln!("ferroflow index: {}", super::error_chain(&e));
             ExitCode::from(1)
         }
     }

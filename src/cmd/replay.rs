@@ -63,7 +63,7 @@ pub fn run(a: Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ferroflow replay: {e:#}");
+            eprintln!("ferroflow replay: {}", super::error_chain(&e));
             ExitCode::from(1)
         }
     }
