@@ -179,3 +179,343 @@ fn template_flood_from_10000_sources_stays_bounded() {
     println!("RSS {rss_start} KiB -> peak {peak} KiB; {evicted} exporter states evicted");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// ---- service-level attacks: health server, port sharing, error logging
+//
+// The health/metrics server under slow-loris clients and more connections than its cap; a
+// second collector on a port already served; decode errors in the log, rate-limited; an OS
+// error said once.
+
+/// The metrics server's connection cap (engine::http::ServerOptions::default()).
+const HTTP_MAX_CONNECTIONS: usize = 64;
+
+/// Sockets the process has open (`/proc/<pid>/fd` entries that are sockets).
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// GET /healthz until it answers 200; how long it took (None: not within `limit`).
+fn healthz_within(addr: std::net::SocketAddr, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if http_get(addr, "/healthz").is_some_and(|(code, body)| code == 200 && body == "ok\n") {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn healthz_answers_while_slow_loris_clients_trickle_requests() {
+    let dir = temp_dir("loris");
+    let c = Collector::start(&["--output", &format!("file:{}", dir.join("out").display())]);
+    let addr = c.metrics;
+    // 20 clients each send one byte of a request every 1.5 s (a per-read timeout of 2 s never
+    // fires); they stop after 15 s at most
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+                    return 0;
+                };
+                let t0 = Instant::now();
+                let mut sent = 0;
+                for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed)
+                        || t0.elapsed() > Duration::from_secs(15)
+                        || std::io::Write::write_all(&mut s, &[*b]).is_err()
+                    {
+                        break;
+                    }
+                    sent += 1;
+                    std::thread::sleep(Duration::from_millis(1500));
+                }
+                sent
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // while they hold their connections (the old server served one at a time and blocked)
+    for round in 0..4 {
+        let took = healthz_within(addr, Duration::from_secs(10));
+        assert!(
+            took.is_some(),
+            "round {round}: /healthz did not answer in 10 s"
+        );
+        assert_eq!(c.metric("ferroflow_up"), 1);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent: Vec<usize> = clients.into_iter().map(|t| t.join().unwrap()).collect();
+    // the whole-request deadline (5 s) cut them off, or they gave up: no one finished
+    assert!(sent.iter().all(|&n| n < 35), "bytes sent: {sent:?}");
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn more_idle_connections_than_the_cap_keep_healthz_answering_and_sockets_bounded() {
+    let dir = temp_dir("conncap");
+    let c = Collector::start(&["--output", &format!("file:{}", dir.join("out").display())]);
+    let pid = c.child.id();
+    let before = open_sockets(pid);
+    // 200 connections that send one byte and then nothing
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        let mut s = std::net::TcpStream::connect(c.metrics).unwrap();
+        let _ = std::io::Write::write_all(&mut s, b"G");
+        idle.push(s);
+    }
+    let took = healthz_within(c.metrics, Duration::from_secs(10));
+    assert!(took.is_some(), "/healthz did not answer in 10 s");
+    let during = open_sockets(pid);
+    // the server keeps at most its cap open (plus the one being served and a little slack)
+    assert!(
+        during <= before + HTTP_MAX_CONNECTIONS + 2,
+        "sockets: {before} before, {during} with 200 idle clients"
+    );
+    // the excess was closed by the server: at least 200 - cap clients see EOF or a reset
+    let mut closed = 0;
+    for s in &mut idle {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut b = [0u8; 16];
+        match std::io::Read::read(s, &mut b) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        closed >= 200 - HTTP_MAX_CONNECTIONS,
+        "only {closed} of 200 idle connections were closed"
+    );
+    drop(idle);
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `ferroflow collect` on `listen`, metrics off, output to a file in `dir`; extra environment.
+fn collect_cmd(listen: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["collect", "--listen", listen, "--no-pin", "--output"])
+        .arg(format!("file:{}", dir.join("second.jsonl").display()))
+        .env_remove("FERROFLOW_COLLECTOR_ALLOW_SHARED_PORT")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Run a command that must exit within 20 s: (success, stderr).
+fn run_to_exit(mut cmd: std::process::Command) -> (bool, String) {
+    let mut child = cmd.spawn().unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 20 s (it should have refused to start)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    (status.success(), err)
+}
+
+#[test]
+fn a_second_collector_on_a_served_port_is_refused_unless_sharing_is_allowed() {
+    let dir = temp_dir("shared");
+    let first = Collector::start(&["--output", &format!("file:{}", dir.join("first").display())]);
+    let listen = first.addr().to_string();
+
+    // refused, naming the address and the setting; the first one keeps running
+    let mut cmd = collect_cmd(&listen, &dir, &[]);
+    cmd.args(["--metrics", "off"]);
+    let (ok, err) = run_to_exit(cmd);
+    assert!(!ok, "second collector started: {err}");
+    assert!(err.contains(&listen), "{err}");
+    assert!(err.contains("already in use"), "{err}");
+    assert!(err.contains("collector.allow_shared_port"), "{err}");
+    assert_eq!(first.metric("ferroflow_up"), 1);
+
+    // the wildcard address of the same port is refused too
+    let any = format!("0.0.0.0:{}", first.port);
+    let mut cmd = collect_cmd(&any, &dir, &[]);
+    cmd.args(["--metrics", "off"]);
+    let (ok, err) = run_to_exit(cmd);
+    assert!(!ok && err.contains(&any), "{err}");
+
+    // allowed on purpose: it starts, says so, and joins the port
+    let mport = free_tcp_port();
+    let maddr: std::net::SocketAddr = format!("127.0.0.1:{mport}").parse().unwrap();
+    let mut cmd = collect_cmd(
+        &listen,
+        &dir,
+        &[("FERROFLOW_COLLECTOR_ALLOW_SHARED_PORT", "true")],
+    );
+    cmd.args(["--metrics", &maddr.to_string()]);
+    let mut second = cmd.spawn().unwrap();
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = second.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err);
+            panic!("second collector with allow_shared_port exited ({st}): {err}");
+        }
+        if http_get(maddr, "/readyz").is_some_and(|(code, _)| code == 200) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "not ready in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe {
+        libc::kill(second.id() as i32, libc::SIGTERM);
+    }
+    let t0 = Instant::now();
+    while second.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = second.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err);
+    let _ = second.wait();
+    assert!(err.contains("is shared with another socket"), "{err}");
+
+    let (status, err) = first.stop();
+    assert!(status.success(), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let dir = temp_dir("oserr");
+    // 192.0.2.1 (TEST-NET-1) is no address of this host: bind fails with EADDRNOTAVAIL
+    let mut cmd = collect_cmd("192.0.2.1:2055", &dir, &[]);
+    cmd.args(["--metrics", "off"]);
+    let (ok, err) = run_to_exit(cmd);
+    assert!(!ok, "{err}");
+    let os = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL).to_string();
+    assert_eq!(err.matches(&os).count(), 1, "{err}");
+    assert!(err.contains("192.0.2.1:2055"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The `key=value` field of a log line.
+fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+#[test]
+fn decode_errors_are_logged_rate_limited_with_kind_offset_and_exporter() {
+    let dir = temp_dir("errlog");
+    let c = Collector::start(&[
+        "--workers",
+        "1",
+        "--output",
+        &format!("file:{}", dir.join("out").display()),
+    ]);
+    let t_start = Instant::now();
+    // exporter A: NetFlow v5 headers that claim 30 records and carry one (truncated after
+    // the 24-byte header); exporter B: an unknown version. Each floods for about a second,
+    // a pause apart so that each has its own log line.
+    let mut truncated = v5(1);
+    truncated.truncate(24 + 48);
+    let mut bad_version = v5(1);
+    bad_version[1] = 77;
+    let a = std::net::UdpSocket::bind("127.0.0.7:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.8:0").unwrap();
+    let mut sent = 0u64;
+    for (sock, payload) in [(&a, &truncated), (&b, &bad_version)] {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(1) {
+            for _ in 0..50 {
+                sock.send_to(payload, c.addr()).unwrap();
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    // every datagram seen, and the error counter settled
+    let t0 = Instant::now();
+    let mut errors = 0;
+    loop {
+        let received = c.metric("ferroflow_packets_received_total");
+        let e = c.metric("ferroflow_decode_errors_total");
+        if received + c.metric("ferroflow_socket_drops_total") >= sent && e == errors && e > 0 {
+            break;
+        }
+        errors = e;
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{received} of {sent} received"
+        );
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    let (status, err) = c.stop();
+    let elapsed = t_start.elapsed();
+    assert!(status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("decode error")).collect();
+    // at most one line a second (one worker), however many errors: thousands here
+    assert!(sent >= 1000, "sent only {sent}");
+    let bound = elapsed.as_secs() as usize + 2;
+    assert!(
+        !lines.is_empty() && lines.len() <= bound,
+        "{} decode error lines in {elapsed:?} for {sent} bad datagrams:\n{err}",
+        lines.len()
+    );
+    // every line names kind, offset and exporter, and counts what it stands for; together
+    // they account for every error counted
+    let mut logged = 0u64;
+    for l in &lines {
+        assert!(log_field(l, "kind").is_some(), "{l}");
+        assert!(log_field(l, "offset").is_some(), "{l}");
+        assert!(log_field(l, "exporter").is_some(), "{l}");
+        logged += log_field(l, "errors")
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap();
+    }
+    assert_eq!(
+        logged, errors,
+        "errors in the log vs ferroflow_decode_errors_total"
+    );
+    // A's: truncated at the end of the v5 header; B's: unsupported version at offset 0
+    let of = |ip: &str| {
+        lines
+            .iter()
+            .find(|l| log_field(l, "exporter").is_some_and(|e| e.starts_with(ip)))
+            .unwrap_or_else(|| panic!("no line for exporter {ip}:\n{err}"))
+    };
+    let la = of("127.0.0.7:");
+    assert_eq!(log_field(la, "kind"), Some("truncated"), "{la}");
+    assert_eq!(log_field(la, "offset"), Some("24"), "{la}");
+    let lb = of("127.0.0.8:");
+    assert_eq!(log_field(lb, "kind"), Some("unsupported_version"), "{lb}");
+    assert_eq!(log_field(lb, "offset"), Some("0"), "{lb}");
+    let _ = std::fs::remove_dir_all(dir);
+}
