@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use ferroflow_io::afpacket::RawSender;
-use ferroflow_io::frame::build_udp_frame;
+use ferroflow_io::frame::{build_udp_frame, internet_checksum};
 use serde_json::Value;
 
 const SENDER_IP: &str = "198.18.0.1";
@@ -431,11 +431,7 @@ fn ping(dst: [u8; 4], seq: u16) -> bool {
     ];
     msg[4..6].copy_from_slice(&id.to_be_bytes());
     msg[6..8].copy_from_slice(&seq.to_be_bytes());
-    let sum: u32 = msg
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    let sum = internet_checksum(&msg);
     msg[2..4].copy_from_slice(&sum.to_be_bytes());
     // SAFETY: all-zero bytes are a valid sockaddr_in.
     let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };

@@ -280,3 +280,30 @@ fn listens_on_ipv6_and_ipv4() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn sink_write_errors_are_counted_with_the_last_one_and_fail_the_exit() {
+    // /dev/full takes the open and refuses every write (ENOSPC)
+    let c = Collector::start(&["--output", "file:/dev/full", "--workers", "1"]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..20u32 {
+        sock.send_to(&v5(seq * 30), c.addr()).unwrap();
+    }
+    wait_for("a worker error", Duration::from_secs(20), || {
+        c.metric("ferroflow_worker_errors_total") >= 1
+    });
+    let (_, body) = http_get(c.metrics, "/metrics").expect("metrics");
+    let info = body
+        .lines()
+        .find(|l| l.starts_with("ferroflow_worker_last_error_info{"))
+        .unwrap_or_else(|| panic!("no last-error line in:\n{body}"));
+    assert!(
+        info.starts_with("ferroflow_worker_last_error_info{worker=\"0\",error=\"worker 0: sink: ")
+            && info.contains("No space left on device")
+            && info.ends_with("} 1"),
+        "{info}"
+    );
+    let (status, err) = c.stop();
+    assert!(!status.success(), "exit should fail: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+}

@@ -4,14 +4,14 @@
 //! template's mapping types; a second run into the same indices adds its documents (the ids of
 //! two runs never collide); a cluster that does not answer is a clear error at start.
 
-mod index_common;
+mod common;
 
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use index_common::*;
+use common::index::*;
 
 /// Runs a collector writing to `prefix`, replays `pcaps` into it, stops it with SIGTERM and
 /// returns its log.

@@ -14,15 +14,15 @@
 //! between 10% and 90% of the documents indexed, from `_count` polls). Sizes from the
 //! environment: FERROFLOW_BENCH_DOCS (default 200000).
 
-mod index_common;
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::index::*;
 use ferroflow_engine::index::rdkafka;
 use ferroflow_engine::index::{template, TemplateSettings};
-use index_common::*;
 
 fn install_template(prefix: &str) {
     let t = template::index_template(

@@ -3,14 +3,14 @@
 //! Kafka -> `ferroflow index` -> OpenSearch. The index must hold exactly one document per record
 //! sent, searchable by source.ip / destination.port, with the template's mapping types.
 
-mod index_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use index_common::*;
+use common::index::*;
 use serde_json::Value;
 
 /// Replays the corpus to a `ferroflow collect --output kafka` writing to `n`'s topics; returns

@@ -18,11 +18,11 @@
 //!   the first has paused its partitions for back-pressure (regression: the re-assigned
 //!   partitions stayed paused and the index stopped part way).
 
-mod index_common;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use index_common::*;
+use common::index::*;
 
 #[test]
 fn sigkill_mid_stream_then_restart() {
@@ -154,7 +154,7 @@ fn es_killed_30s_then_restarted() {
     if !services_up("es_killed_30s_then_restarted") {
         return;
     }
-    let mut es = match index_common::private_es::PrivateOpenSearch::new("restart") {
+    let mut es = match common::private_es::PrivateOpenSearch::new("restart") {
         Ok(e) => e,
         Err(why) => {
             if std::env::var_os("FERROFLOW_REQUIRE_SERVICES").is_some() {

@@ -4,13 +4,13 @@
 //! reports delivered is in Kafka once (the idempotent producer: no duplicates from its retries
 //! across the restart) and in the index once; the collector reports nothing failed or lost.
 
-mod index_common;
+mod common;
 
 use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use index_common::*;
+use common::index::*;
 use serde_json::Value;
 
 /// `ferroflow generate` at 1500 flows/s; the flows it sent.

@@ -16,7 +16,7 @@
 //! `FERROFLOW_REQUIRE_SERVICES` is set: then they fail. (`scripts/services.sh up` starts Kafka
 //! with its TLS listeners; the secured node needs `scripts/services.sh up opensearch-tls`.)
 
-mod index_common;
+mod common;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -25,11 +25,11 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::index::{bin, corpus_pcaps, tmpdir};
 use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
 use ferroflow_engine::index::service::EsClient;
 use ferroflow_engine::index::{Auth, EsSettings};
-use index_common::{bin, corpus_pcaps, tmpdir};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -645,7 +645,7 @@ fn produce_docs(e: &Env, l: Listener, t: &Topics, count: usize) {
         let topic = [t.netflow(), t.ipfix(), t.sflow()][i % 3];
         let json = format!(
             r#"{{"@timestamp":"{}","event":{{"kind":"event"}},"observer":{{"ip":"192.0.2.1"}},"source":{{"ip":"10.0.{}.{}","port":{}}},"destination":{{"ip":"198.51.100.7","port":443}},"network":{{"transport":"tcp","iana_number":"6","bytes":{},"packets":1}},"flow":{{"protocol":"ipfix","seq_test":{i}}}}}"#,
-            index_common::ms_to_rfc3339(ts),
+            common::index::ms_to_rfc3339(ts),
             (i >> 8) & 255,
             i & 255,
             1024 + i,
@@ -679,7 +679,7 @@ fn index_prefix(test: &str) -> String {
 }
 
 fn es_count(e: &Env, prefix: &str) -> u64 {
-    index_common::count_at(&es(e), prefix)
+    common::index::count_at(&es(e), prefix)
 }
 
 fn es_cleanup(e: &Env, prefix: &str) {

@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     ] {
         let path = dir.join(name);
-        std::fs::write(&path, pcap(&msgs))?;
+        std::fs::write(&path, pcap(&msgs)?)?;
         let sizes: Vec<usize> = msgs.iter().map(Vec::len).collect();
         println!(
             "{}: {} messages, payload bytes {:?}",
@@ -415,76 +415,15 @@ fn bench() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-// ---- a tiny classic pcap writer: Ethernet / IPv4 / UDP ----
-
-fn pcap(payloads: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // magic, microseconds
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes()); // thiszone
-    out.extend_from_slice(&0u32.to_le_bytes()); // sigfigs
-    out.extend_from_slice(&65_535u32.to_le_bytes()); // snaplen
-    out.extend_from_slice(&1u32.to_le_bytes()); // LINKTYPE_ETHERNET
+/// A classic pcap of `payloads`, each in Ethernet / IPv4 / UDP from 192.0.2.10:50000 to
+/// 192.0.2.20:`PORT`, a millisecond apart from `EXPORT_SECS`.
+fn pcap(payloads: &[Vec<u8>]) -> std::io::Result<Vec<u8>> {
+    let mut w = ferroflow_io::pcap::Writer::new(Vec::new())?;
+    let src = "192.0.2.10:50000".parse().expect("valid");
+    let dst = std::net::SocketAddr::new(Ipv4Addr::new(192, 0, 2, 20).into(), PORT);
     for (i, p) in payloads.iter().enumerate() {
-        let frame = frame(p, i as u16);
-        out.extend_from_slice(&EXPORT_SECS.to_le_bytes());
-        out.extend_from_slice(&(i as u32 * 1000).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        out.extend_from_slice(&frame);
+        let ts_ns = u64::from(EXPORT_SECS) * 1_000_000_000 + i as u64 * 1_000_000;
+        w.write_udp(ts_ns, src, dst, p)?;
     }
-    out
-}
-
-fn checksum(chunks: &[&[u8]]) -> u16 {
-    let mut sum = 0u32;
-    for c in chunks {
-        for pair in c.chunks(2) {
-            let hi = u32::from(pair[0]) << 8;
-            let lo = pair.get(1).map_or(0, |&b| u32::from(b));
-            sum += hi | lo;
-        }
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn frame(payload: &[u8], ip_id: u16) -> Vec<u8> {
-    let src = [192, 0, 2, 10];
-    let dst = [192, 0, 2, 20];
-    let udp_len = (8 + payload.len()) as u16;
-    let mut f = Vec::with_capacity(14 + 20 + usize::from(udp_len));
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00]);
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&(20 + udp_len).to_be_bytes());
-    ip[4..6].copy_from_slice(&ip_id.to_be_bytes());
-    ip[6] = 0x40; // don't fragment
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&dst);
-    let c = checksum(&[&ip]);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let mut udp = [0u8; 8];
-    udp[0..2].copy_from_slice(&50_000u16.to_be_bytes());
-    udp[2..4].copy_from_slice(&PORT.to_be_bytes());
-    udp[4..6].copy_from_slice(&udp_len.to_be_bytes());
-    let pseudo = [&src[..], &dst[..], &[0, 17], &udp_len.to_be_bytes()[..]];
-    // The payload may be odd-length: sum the UDP header and payload as one stream.
-    let mut seg = Vec::with_capacity(usize::from(udp_len));
-    seg.extend_from_slice(&udp);
-    seg.extend_from_slice(payload);
-    let c = match checksum(&[pseudo[0], pseudo[1], pseudo[2], pseudo[3], &seg]) {
-        0 => 0xffff,
-        c => c,
-    };
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&udp);
-    f.extend_from_slice(payload);
-    f
+    Ok(w.into_inner())
 }

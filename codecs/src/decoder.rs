@@ -17,9 +17,9 @@ use crate::stats::DecodeStats;
 use crate::template::{self, OptionValues, Template, WireField};
 use crate::{ipfix, netflow5, netflow9, sflow};
 
-/// The decoder's maps hash with foldhash, seeded at random per process: SipHash was about 8 %
-/// of decoding a datagram of 30 fixed-length records (a handful of lookups per datagram:
-/// exporter, template, sampling, sequence). Foldhash is only minimally resistant to crafted
+/// The decoder's maps hash with foldhash, seeded at random per process: SipHash weighed on
+/// short datagrams of fixed-length records (a handful of lookups per datagram: exporter,
+/// template, sampling, sequence). Foldhash is only minimally resistant to crafted
 /// collisions; every map here is bounded (exporters, templates per exporter, domains), so
 /// collisions can slow a lookup, not grow without bound.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -818,8 +818,8 @@ struct Boot {
     /// ns since the epoch (may be before 1970 for a bogus header)
     ns: i128,
     /// `ns` when a 32-bit uptime (v9 and most IPFIX exporters) added to it can neither go
-    /// below 0 nor above `u64::MAX`: the sum is then done in a u64 (the i128 saturating sum
-    /// of `uptime_to_ns` was 11 of the 427 instructions of a fixed-length v9 record)
+    /// below 0 nor above `u64::MAX`: the sum is then done in a u64 instead of the i128
+    /// saturating sum of `uptime_to_ns`
     fast: Option<u64>,
 }
 

@@ -742,8 +742,7 @@ fn write_ipv4(buf: &mut Vec<u8>, o: [u8; 4]) {
 /// `"`, what `fill` writes from `out[1]` on (it returns the position after it), `"`, written in
 /// place: `buf` grows by `N` bytes, `fill` writes into them and `buf` is cut back after the
 /// closing quote. (Text built byte by byte in a stack array and then copied out as a block is
-/// read back by wide loads that store forwarding cannot serve: a stall of some 15 cycles per
-/// value, a tenth of the encoder's time on IPv4 addresses alone.)
+/// read back by wide loads that store forwarding cannot serve: a stall on every value.)
 #[inline(always)]
 fn write_quoted<const N: usize>(buf: &mut Vec<u8>, fill: impl FnOnce(&mut [u8; N]) -> usize) {
     let start = buf.len();

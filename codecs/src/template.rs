@@ -1271,8 +1271,8 @@ pub(crate) struct Plan {
     end_delta: Slot,
     /// which `S_*` sections (sets of slots) have a slot in the template: `fill` skips a
     /// section none of whose values the template has with one test (most templates have none
-    /// of the reverse, layer-2, ICMP or delta-time values; testing their 19 slots one by one
-    /// was 7-11 % of fixed-length decoding)
+    /// of the reverse, layer-2, ICMP or delta-time values, whose 19 slots would otherwise be
+    /// tested one by one)
     sections: u8,
     /// (offset, length, setter) of the fields read the general way, in template order
     rest: Vec<(u16, u16, Setter)>,
@@ -1607,8 +1607,7 @@ impl Plan {
     /// The counts section and the `rest` fields of one record, then the fallback counts: the
     /// end of `fill` for templates with either. Kept out of `fill` (and not inlined): with it
     /// there, the whole `Fill`, options values included, was built, kept in memory and copied
-    /// out for every record, also for the templates with neither (callgrind: 57 of the 502
-    /// instructions of a fixed-length IPFIX record).
+    /// out for every record, also for the templates with neither.
     #[inline(never)]
     fn fill_rest<const N: usize>(
         &self,

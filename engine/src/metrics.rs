@@ -48,6 +48,8 @@ pub enum Metric {
     ExporterDecodeErrors,
     ExporterTemplateMisses,
     ExporterSequenceGaps,
+    WorkerErrors,
+    WorkerLastError,
     Latency,
     Up,
 }
@@ -88,6 +90,8 @@ impl Metric {
             ExporterDecodeErrors => "ferroflow_exporter_decode_errors_total",
             ExporterTemplateMisses => "ferroflow_exporter_template_misses_total",
             ExporterSequenceGaps => "ferroflow_exporter_sequence_gaps_total",
+            WorkerErrors => "ferroflow_worker_errors_total",
+            WorkerLastError => "ferroflow_worker_last_error_info",
             Latency => "ferroflow_latency_seconds",
             Up => "ferroflow_up",
         }
@@ -128,6 +132,8 @@ impl Metric {
             ExporterDecodeErrors => "decode errors per exporter",
             ExporterTemplateMisses => "template misses per exporter",
             ExporterSequenceGaps => "sequence gaps per exporter",
+            WorkerErrors => "errors that stopped a worker or that its sink reported (each logged)",
+            WorkerLastError => "a worker's last error, in the label error (value: 1)",
             Latency => "receive to sink acknowledgement latency",
             Up => "1 while the collector runs",
         }
@@ -135,10 +141,35 @@ impl Metric {
 
     fn kind(self) -> &'static str {
         match self {
-            Metric::HeldSetsPending | Metric::SinkInFlight | Metric::Up => "gauge",
+            Metric::HeldSetsPending
+            | Metric::SinkInFlight
+            | Metric::WorkerLastError
+            | Metric::Up => "gauge",
             Metric::Latency => "summary",
             _ => "counter",
         }
+    }
+}
+
+/// A Prometheus label value: `\`, `"` and line feeds escaped, cut to 512 bytes (at a
+/// character boundary).
+struct LabelValue<'a>(&'a str);
+
+impl std::fmt::Display for LabelValue<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut end = self.0.len().min(512);
+        while !self.0.is_char_boundary(end) {
+            end -= 1;
+        }
+        for c in self.0[..end].chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -163,6 +194,10 @@ pub struct WorkerMetrics {
     pub ring_drops: AtomicU64,
     pub not_allowed: AtomicU64,
     pub held_pending: AtomicU64,
+    /// Errors that stopped the worker or that its sink reported.
+    pub errors: AtomicU64,
+    /// The last of them, after its number in the order of every worker's errors.
+    pub last_error: Mutex<Option<(u64, String)>>,
     pub decode: Mutex<DecodeStats>,
     pub sink: Mutex<SinkCounters>,
     pub exporters: Mutex<HashMap<SocketAddr, ExporterCounters>>,
@@ -179,6 +214,8 @@ impl Default for WorkerMetrics {
             ring_drops: AtomicU64::new(0),
             not_allowed: AtomicU64::new(0),
             held_pending: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_error: Mutex::new(None),
             decode: Mutex::new(DecodeStats::default()),
             sink: Mutex::new(SinkCounters::default()),
             exporters: Mutex::new(HashMap::new()),
@@ -201,6 +238,8 @@ pub struct Metrics {
     pub ready: AtomicBool,
     /// Set when shutting down (readyz answers 503).
     pub stopping: AtomicBool,
+    /// Numbers the workers' errors, to tell which came last.
+    error_seq: AtomicU64,
 }
 
 impl Metrics {
@@ -210,6 +249,7 @@ impl Metrics {
             started: Instant::now(),
             ready: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
+            error_seq: AtomicU64::new(0),
         }
     }
 
@@ -238,6 +278,32 @@ impl Metrics {
             s.in_flight += c.in_flight;
         }
         s
+    }
+
+    /// Counts an error of `worker` (which has logged it) and keeps it as its last one.
+    pub fn worker_error(&self, worker: usize, msg: String) {
+        if let Some(w) = self.workers.get(worker) {
+            w.errors.fetch_add(1, Ordering::Relaxed);
+            let seq = self.error_seq.fetch_add(1, Ordering::Relaxed);
+            *Self::lock(&w.last_error) = Some((seq, msg));
+        }
+    }
+
+    /// Errors of every worker.
+    pub fn worker_errors_total(&self) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| w.errors.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The most recent error of any worker.
+    pub fn last_error(&self) -> Option<String> {
+        self.workers
+            .iter()
+            .filter_map(|w| Self::lock(&w.last_error).clone())
+            .max_by_key(|(seq, _)| *seq)
+            .map(|(_, msg)| msg)
     }
 
     pub fn packets_total(&self) -> u64 {
@@ -289,6 +355,20 @@ impl Metrics {
         per_worker(&mut out, Metric::HeldSetsPending, &|w| {
             w.held_pending.load(Ordering::Relaxed)
         });
+        per_worker(&mut out, Metric::WorkerErrors, &|w| {
+            w.errors.load(Ordering::Relaxed)
+        });
+        header(&mut out, Metric::WorkerLastError);
+        for (i, w) in self.workers.iter().enumerate() {
+            if let Some((_, msg)) = &*Self::lock(&w.last_error) {
+                let _ = writeln!(
+                    out,
+                    "{}{{worker=\"{i}\",error=\"{}\"}} 1",
+                    Metric::WorkerLastError.name(),
+                    LabelValue(msg)
+                );
+            }
+        }
         let sink_metric = |out: &mut String, m: Metric, get: &dyn Fn(&SinkCounters) -> u64| {
             header(out, m);
             for (i, w) in self.workers.iter().enumerate() {
@@ -434,9 +514,47 @@ mod tests {
             .contains("ferroflow_exporter_packets_total{exporter=\"192.0.2.1\",port=\"2055\"} 3"));
         assert!(text.contains("ferroflow_records_total{protocol=\"ipfix\"} 0"));
         assert!(text.contains("ferroflow_latency_seconds{quantile=\"0.5\"} 0.002"));
+        assert!(text.contains("ferroflow_worker_errors_total{worker=\"1\"} 0"));
+        assert!(!text.contains("ferroflow_worker_last_error_info{"));
         let mut types = std::collections::HashSet::new();
         for l in text.lines().filter(|l| l.starts_with("# TYPE")) {
             assert!(types.insert(l.to_string()), "duplicate {l}");
         }
+    }
+
+    #[test]
+    fn worker_errors_are_counted_and_the_last_one_kept() {
+        let m = Metrics::new(2);
+        assert_eq!(m.last_error(), None);
+        m.worker_error(0, "worker 0: sink: first".into());
+        m.worker_error(1, "worker 1: poll: \"quoted\" \\ and\nnewline".into());
+        m.worker_error(0, "worker 0: sink: second".into());
+        assert_eq!(m.worker_errors_total(), 3);
+        assert_eq!(m.last_error().as_deref(), Some("worker 0: sink: second"));
+        let text = m.render();
+        assert!(text.contains("ferroflow_worker_errors_total{worker=\"0\"} 2"));
+        assert!(text.contains("ferroflow_worker_errors_total{worker=\"1\"} 1"));
+        assert!(text.contains(
+            "ferroflow_worker_last_error_info{worker=\"0\",error=\"worker 0: sink: second\"} 1"
+        ));
+        assert!(text.contains(
+            "ferroflow_worker_last_error_info{worker=\"1\",error=\"worker 1: poll: \\\"quoted\\\" \\\\ and\\nnewline\"} 1"
+        ));
+        // one line per sample: the escaped message stays on its line
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("ferroflow_worker_last_error_info"))
+                .count(),
+            2
+        );
+        let long = "é".repeat(400);
+        m.worker_error(1, long);
+        let line = m
+            .render()
+            .lines()
+            .find(|l| l.starts_with("ferroflow_worker_last_error_info{worker=\"1\""))
+            .unwrap()
+            .to_string();
+        assert!(line.len() < 600, "{}", line.len());
     }
 }

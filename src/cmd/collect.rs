@@ -3,17 +3,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context};
-use ferroflow_codecs::json::EncodeOptions;
-use ferroflow_codecs::DecoderConfig;
-use ferroflow_engine::collector::{
-    Collector, CollectorSettings, InputSource, RingFull, WorkerSpec, XdpMode,
-};
+use ferroflow_engine::collector::{Collector, CollectorSettings, XdpMode};
 use ferroflow_engine::sink::file::LinesFactory;
 use ferroflow_engine::sink::SinkFactory;
-use ferroflow_tuning::{Config, CorePlan, FullPolicy, InputKind, OutputKind, Topology};
+use ferroflow_tuning::{Config, CorePlan, InputKind, OutputKind, Topology};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -160,74 +155,6 @@ fn resolve(a: &Args) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
-fn input_source(cfg: &Config, xdp_mode: XdpModeArg) -> anyhow::Result<InputSource> {
-    let c = &cfg.collector;
-    let interface = || c.interface.clone().context("--input needs --interface");
-    Ok(match c.input {
-        InputKind::Udp => InputSource::Udp,
-        InputKind::AfPacket => InputSource::AfPacket {
-            interface: interface()?,
-        },
-        InputKind::AfXdp => InputSource::AfXdp {
-            interface: interface()?,
-            queue: c.queue,
-            mode: match xdp_mode {
-                XdpModeArg::Auto => XdpMode::Auto,
-                XdpModeArg::Native => XdpMode::Native,
-                XdpModeArg::Skb => XdpMode::Skb,
-            },
-        },
-    })
-}
-
-fn settings(cfg: &Config, plan: &CorePlan) -> CollectorSettings {
-    let d = &cfg.decoder;
-    let workers = plan
-        .workers
-        .iter()
-        .map(|w| WorkerSpec {
-            recv_core: if plan.pinned { w.recv_core } else { None },
-            decode_core: if plan.pinned { w.decode_core } else { None },
-        })
-        .collect();
-    let allow = if d.allow_exporters.is_empty() {
-        None
-    } else {
-        let list = d.allow_exporters.clone();
-        Some(Arc::new(move |ip| list.contains(ip)) as ferroflow_engine::collector::AllowFn)
-    };
-    CollectorSettings {
-        listen: cfg.collector.listen.clone(),
-        workers,
-        split: plan.split,
-        ring_capacity: cfg.collector.ring_capacity,
-        ring_full: match cfg.collector.ring_full {
-            FullPolicy::Block => RingFull::Block,
-            FullPolicy::Drop => RingFull::Drop,
-        },
-        recv_batch: cfg.collector.recv_batch,
-        recv_coalesce: std::time::Duration::from_micros(cfg.collector.recv_coalesce_us),
-        slot_bytes: 9216,
-        socket_rcvbuf_bytes: Some(cfg.collector.socket_rcvbuf_bytes as usize),
-        decoder: DecoderConfig {
-            scale_sampling: d.scale_sampling,
-            template_timeout_ms: d.template_timeout_secs * 1000,
-            max_templates_per_exporter: d.max_templates_per_exporter,
-            max_exporters: d.max_exporters,
-            max_held_bytes_per_exporter: d.max_held_bytes_per_exporter as usize,
-            max_held_bytes_total: d.max_held_bytes_total as usize,
-            max_hold_ms: d.max_hold_secs * 1000,
-        },
-        encode: EncodeOptions::default(),
-        template_store: d.template_store.clone(),
-        template_store_interval: Duration::from_secs(30),
-        allow,
-        close_timeout: Duration::from_secs(30),
-        input: InputSource::Udp,
-        allow_shared_port: cfg.collector.allow_shared_port,
-    }
-}
-
 fn sink_factory(cfg: &Config) -> anyhow::Result<Arc<dyn SinkFactory>> {
     Ok(match cfg.output.kind {
         OutputKind::Stdout => Arc::new(LinesFactory::stdout()),
@@ -279,8 +206,12 @@ fn collect(a: Args) -> anyhow::Result<()> {
     for line in plan.explain() {
         tracing::info!("core plan: {line}");
     }
-    let mut settings = settings(&cfg, &plan);
-    settings.input = input_source(&cfg, a.xdp_mode)?;
+    let xdp_mode = match a.xdp_mode {
+        XdpModeArg::Auto => XdpMode::Auto,
+        XdpModeArg::Native => XdpMode::Native,
+        XdpModeArg::Skb => XdpMode::Skb,
+    };
+    let settings = CollectorSettings::from_config(&cfg, &plan, xdp_mode)?;
     if settings.allow.is_none() {
         tracing::warn!(
             "no exporter allow-list (decoder.allow_exporters): accepting datagrams from any source"
@@ -334,7 +265,7 @@ fn collect(a: Args) -> anyhow::Result<()> {
     let report = report?;
     let d = &report.decode;
     tracing::info!(
-        "stopped: packets={} records={} counter_samples={} delivered={} failed={} dropped={} undelivered={} decode_errors={} template_misses={} socket_drops={} ring_drops={} not_allowed={} templates_saved={}",
+        "stopped: packets={} records={} counter_samples={} delivered={} failed={} dropped={} undelivered={} decode_errors={} template_misses={} socket_drops={} ring_drops={} not_allowed={} templates_saved={} worker_errors={}",
         report.packets,
         d.records_total(),
         d.counter_samples,
@@ -347,11 +278,22 @@ fn collect(a: Args) -> anyhow::Result<()> {
         report.socket_drops,
         report.ring_drops,
         report.not_allowed,
-        report.templates_saved
+        report.templates_saved,
+        report.worker_errors
     );
-    if report.sink.failed > 0 || report.sink.in_flight > 0 {
+    if report.workers_failed {
         bail!(
-            "{} documents failed and {} were not delivered before the close timeout",
+            "every worker stopped: {}",
+            report.last_error.as_deref().unwrap_or("no error recorded")
+        );
+    }
+    if report.sink.failed > 0 || report.sink.in_flight > 0 {
+        let last = match &report.last_error {
+            Some(e) => format!(" (last error: {e})"),
+            None => String::new(),
+        };
+        bail!(
+            "{} documents failed and {} were not delivered before the close timeout{last}",
             report.sink.failed,
             report.sink.in_flight
         );

@@ -1,7 +1,15 @@
-//! Helpers shared by the integration tests: free ports, a collector process, UDP replay of
-//! captures from distinct loopback exporters, metrics scraping. Loopback only; every wait is
-//! bounded.
+//! Helpers shared by the integration tests (`mod common;`): free ports, a collector process,
+//! UDP replay of captures from distinct loopback exporters, metrics scraping. Loopback only;
+//! every wait is bounded.
+//!
+//! - [`index`]: the Kafka / OpenSearch side (`ferroflow index`, producing, counting, a
+//!   fault-injecting proxy, a private Kafka), for the `index_*`, pipeline, TLS and
+//!   `collect_es` tests (`use common::index::*;`);
+//! - [`private_es`]: a private OpenSearch the tests may stop.
 #![allow(dead_code)]
+
+pub mod index;
+pub mod private_es;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,8 +24,13 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ferroflow")
 }
 
+/// The repository (the root package's directory).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 pub fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
+    repo().join("tests/fixtures/corpus")
 }
 
 pub fn captures() -> Vec<PathBuf> {

@@ -10,10 +10,13 @@
 //! holds for them, decoders drain the rings, sinks deliver, the template store is saved.
 
 mod bypass;
+mod config;
 mod worker;
 
 pub use bypass::InputSource;
+pub use config::decoder_config;
 pub use ferroflow_io::afxdp::XdpMode;
+pub use ferroflow_tuning::FullPolicy;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -29,16 +32,6 @@ use crate::metrics::Metrics;
 use crate::sink::{SinkError, SinkFactory};
 use crate::template_store::{self, StoreSnapshot};
 
-/// What a full receive->decode ring does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RingFull {
-    /// Wait for the decoder (the kernel socket buffer absorbs the burst, then drops and
-    /// counts in SO_RXQ_OVFL).
-    Block,
-    /// Drop the batch and count its datagrams.
-    Drop,
-}
-
 /// One worker: its cores (`None`: not pinned).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerSpec {
@@ -50,8 +43,8 @@ pub struct WorkerSpec {
 /// Decides whether a datagram's source may be decoded (the exporter allow-list).
 pub type AllowFn = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
-/// Resolved runtime settings of the collector (built from the config file, the environment
-/// and the command line by the caller).
+/// Resolved runtime settings of the collector: [`CollectorSettings::from_config`] builds them
+/// from the configuration (the file, the environment and the command line) and the core plan.
 #[derive(Clone)]
 pub struct CollectorSettings {
     pub listen: Vec<SocketAddr>,
@@ -59,7 +52,10 @@ pub struct CollectorSettings {
     /// Separate receive and decode threads per worker.
     pub split: bool,
     pub ring_capacity: usize,
-    pub ring_full: RingFull,
+    /// What a full receive->decode ring does: `Block` waits for the decoder (the kernel socket
+    /// buffer absorbs the burst, then drops and counts in SO_RXQ_OVFL); `Drop` drops the batch
+    /// and counts its datagrams.
+    pub ring_full: FullPolicy,
     /// Datagrams per recvmmsg.
     pub recv_batch: usize,
     /// While traffic flows, a worker that has emptied its sockets sleeps this long and then
@@ -100,7 +96,7 @@ impl Default for CollectorSettings {
             }],
             split: false,
             ring_capacity: 1024,
-            ring_full: RingFull::Block,
+            ring_full: FullPolicy::Block,
             recv_batch: 64,
             recv_coalesce: Duration::ZERO,
             slot_bytes: 9216,
@@ -159,6 +155,8 @@ pub enum CollectorError {
     WorkerPanicked,
     #[error("no listen address")]
     NoListen,
+    #[error("collector.input af_packet / af_xdp needs collector.interface")]
+    NoInterface,
     #[error(transparent)]
     Bypass(#[from] ferroflow_io::frame::BypassError),
 }
@@ -173,6 +171,11 @@ pub struct RunReport {
     pub ring_drops: u64,
     pub not_allowed: u64,
     pub templates_saved: usize,
+    /// Errors the workers hit (`ferroflow_worker_errors_total`), and the last of them.
+    pub worker_errors: u64,
+    pub last_error: Option<String>,
+    /// Every worker thread ended on its own (an error), before a stop was asked for.
+    pub workers_failed: bool,
 }
 
 /// Startup facts to log (bound addresses, buffer sizes).
@@ -194,7 +197,8 @@ pub struct Collector {
     factory: Arc<dyn SinkFactory>,
     snapshots: Arc<Mutex<Vec<Option<StoreSnapshot>>>>,
     pub bound: Vec<BoundInfo>,
-    errors: Arc<Mutex<Vec<String>>>,
+    /// Every worker thread ended before `stop` was set.
+    workers_failed: bool,
 }
 
 pub(crate) struct Shared {
@@ -202,7 +206,6 @@ pub(crate) struct Shared {
     pub stop: Arc<AtomicBool>,
     pub snapshots: Arc<Mutex<Vec<Option<StoreSnapshot>>>>,
     pub initial_store: Option<Arc<StoreSnapshot>>,
-    pub errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl Collector {
@@ -276,13 +279,11 @@ impl Collector {
             None => None,
         };
         let snapshots = Arc::new(Mutex::new(vec![None; n]));
-        let errors = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             metrics: metrics.clone(),
             stop: stop.clone(),
             snapshots: snapshots.clone(),
             initial_store,
-            errors: errors.clone(),
         });
         let mut threads = Vec::new();
         for (w, input) in bypass_inputs.into_iter().enumerate() {
@@ -324,7 +325,7 @@ impl Collector {
             factory,
             snapshots,
             bound,
-            errors,
+            workers_failed: false,
         })
     }
 
@@ -332,9 +333,10 @@ impl Collector {
         self.metrics.clone()
     }
 
-    /// Errors the workers hit (sink write failures...), drained.
-    pub fn take_errors(&self) -> Vec<String> {
-        std::mem::take(&mut *self.errors.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The most recent error a worker hit (a sink failure, a receive error that stopped it);
+    /// they are counted in `ferroflow_worker_errors_total`.
+    pub fn last_error(&self) -> Option<String> {
+        self.metrics.last_error()
     }
 
     fn save_store(&self) -> Result<usize, CollectorError> {
@@ -362,7 +364,9 @@ impl Collector {
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
             if self.threads.iter().all(|t| t.is_finished()) {
-                break; // every worker died: nothing left to do
+                // every worker died: nothing left to do
+                self.workers_failed = !self.stop.load(Ordering::Relaxed);
+                break;
             }
             if last_save.elapsed() >= self.settings.template_store_interval {
                 last_save = Instant::now();
@@ -408,6 +412,9 @@ impl Collector {
                 .map(|w| w.not_allowed.load(Ordering::Relaxed))
                 .sum(),
             templates_saved,
+            worker_errors: m.worker_errors_total(),
+            last_error: m.last_error(),
+            workers_failed: self.workers_failed,
         })
     }
 }

@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{CollectorError, CollectorSettings, RingFull, Shared, WorkerSpec};
+use super::{CollectorError, CollectorSettings, FullPolicy, Shared, WorkerSpec};
 use crate::metrics::{new_histogram, ExporterCounters};
 use crate::sink::Sink;
 use crate::template_store::StoreSnapshot;
@@ -140,12 +140,12 @@ pub(super) fn spawn(
                     b.metas.extend_from_slice(rx.batch.metas());
                     metrics.socket_drops.store(rx.drops(), Ordering::Relaxed);
                     match policy {
-                        RingFull::Block => {
+                        FullPolicy::Block => {
                             if full_tx.send(b).is_err() {
                                 return;
                             }
                         }
-                        RingFull::Drop => match full_tx.try_send(b) {
+                        FullPolicy::Drop => match full_tx.try_send(b) {
                             Ok(()) => {}
                             Err(TrySendError::Full(b)) => {
                                 metrics.ring_drops.fetch_add(n as u64, Ordering::Relaxed);
@@ -368,11 +368,7 @@ impl Processor {
 
     pub(super) fn fail(mut self, msg: String) {
         tracing::error!("{msg}");
-        self.shared
-            .errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
+        self.shared.metrics.worker_error(self.id, msg);
         self.close(Duration::from_secs(1));
     }
 
@@ -509,10 +505,8 @@ impl Processor {
         if let Some(e) = self.sink_error.take() {
             tracing::error!("worker {}: sink: {e}", self.id);
             self.shared
-                .errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(e);
+                .metrics
+                .worker_error(self.id, format!("worker {}: sink: {e}", self.id));
         }
     }
 
@@ -572,10 +566,8 @@ impl Processor {
         if let Some(e) = self.sink_error.take() {
             tracing::error!("worker {}: sink: {e}", self.id);
             self.shared
-                .errors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(e);
+                .metrics
+                .worker_error(self.id, format!("worker {}: sink: {e}", self.id));
         }
     }
 }

@@ -23,35 +23,17 @@
 //!
 //! The parsing never panics, whatever the bytes (a property test feeds it random input).
 
-mod frame;
 mod writer;
 
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use frame::Frame;
+use crate::frame::capture::{self, Frame};
 pub use writer::Writer;
 
-/// Link-layer header types (`LINKTYPE_*` of the tcpdump.org registry) this module reads.
-pub mod linktype {
-    /// BSD loopback: 4-byte address family in the capturing host's byte order.
-    pub const NULL: u32 = 0;
-    /// Ethernet II (with optional 802.1Q / QinQ tags).
-    pub const ETHERNET: u32 = 1;
-    /// Raw IPv4 or IPv6, told apart by the version nibble.
-    pub const RAW: u32 = 101;
-    /// OpenBSD loopback: 4-byte address family in network byte order.
-    pub const LOOP: u32 = 108;
-    /// Linux cooked capture v1 (16-byte header).
-    pub const LINUX_SLL: u32 = 113;
-    /// Raw IPv4.
-    pub const IPV4: u32 = 228;
-    /// Raw IPv6.
-    pub const IPV6: u32 = 229;
-    /// Linux cooked capture v2 (20-byte header).
-    pub const LINUX_SLL2: u32 = 276;
-}
+/// Link-layer header types this module reads (defined with the frame parser).
+pub use crate::frame::linktype;
 
 /// A UDP datagram found in a capture, borrowing its payload from the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,7 +278,7 @@ impl PcapReader {
             };
             let s = &mut state.stats;
             s.frames += 1;
-            match frame::parse(rec.linktype, &data[rec.start..rec.end]) {
+            match capture::parse(rec.linktype, &data[rec.start..rec.end]) {
                 Frame::Udp { src, dst, payload } => {
                     s.udp += 1;
                     return Some(Ok(Datagram {

@@ -2,10 +2,11 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::linktype;
+use crate::frame::{try_build_udp_frame, LinkHeader};
 
 const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
@@ -90,54 +91,18 @@ impl<W: Write> Writer<W> {
             .map_err(|_| invalid("timestamp does not fit a pcap record (after 2106)"))?;
         let sub_ns = (ts_ns % 1_000_000_000) as u32;
         let frac = if self.nanos { sub_ns } else { sub_ns / 1000 };
-        let udp_len = 8 + payload.len();
-
-        let f = &mut self.frame;
-        f.clear();
-        f.extend_from_slice(&DST_MAC);
-        f.extend_from_slice(&SRC_MAC);
-        let pseudo_sum = match (src.ip(), dst.ip()) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let total = u16::try_from(20 + udp_len)
-                    .map_err(|_| invalid("payload too large for one IPv4 packet"))?;
-                f.extend_from_slice(&0x0800u16.to_be_bytes());
-                let ip_start = f.len();
-                f.extend_from_slice(&[0x45, 0]);
-                f.extend_from_slice(&total.to_be_bytes());
-                f.extend_from_slice(&self.ip_id.to_be_bytes());
-                f.extend_from_slice(&[0x40, 0, 64, 17, 0, 0]); // DF, TTL 64, UDP, checksum 0
-                f.extend_from_slice(&s.octets());
-                f.extend_from_slice(&d.octets());
-                let csum = !fold(sum_words(&f[ip_start..ip_start + 20]));
-                f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
-                self.ip_id = self.ip_id.wrapping_add(1);
-                sum_words(&s.octets()) + sum_words(&d.octets()) + 17 + udp_len as u64
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let plen = u16::try_from(udp_len)
-                    .map_err(|_| invalid("payload too large for one IPv6 packet"))?;
-                f.extend_from_slice(&0x86ddu16.to_be_bytes());
-                f.extend_from_slice(&[0x60, 0, 0, 0]);
-                f.extend_from_slice(&plen.to_be_bytes());
-                f.extend_from_slice(&[17, 64]);
-                f.extend_from_slice(&s.octets());
-                f.extend_from_slice(&d.octets());
-                sum_words(&s.octets()) + sum_words(&d.octets()) + 17 + udp_len as u64
-            }
-            _ => return Err(invalid("source and destination address families differ")),
+        let link = LinkHeader {
+            src_mac: SRC_MAC,
+            dst_mac: DST_MAC,
+            vlan: None,
+            ip_id: self.ip_id,
         };
-        let udp_start = f.len();
-        f.extend_from_slice(&src.port().to_be_bytes());
-        f.extend_from_slice(&dst.port().to_be_bytes());
-        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
-        f.extend_from_slice(payload);
-        let mut csum = !fold(pseudo_sum + sum_words(&f[udp_start..]));
-        if csum == 0 {
-            csum = 0xffff;
+        try_build_udp_frame(&mut self.frame, &link, src, dst, payload)
+            .map_err(|e| invalid(&e.to_string()))?;
+        if src.is_ipv4() {
+            self.ip_id = self.ip_id.wrapping_add(1);
         }
-        f[udp_start + 6..udp_start + 8].copy_from_slice(&csum.to_be_bytes());
-
+        let f = &self.frame;
         let len = f.len() as u32;
         let mut rec = [0u8; 16];
         rec[0..4].copy_from_slice(&secs.to_le_bytes());
@@ -159,29 +124,10 @@ impl<W: Write> Writer<W> {
     }
 }
 
-/// Sum of big-endian 16-bit words (odd trailing byte padded with zero), not yet folded.
-fn sum_words(b: &[u8]) -> u64 {
-    let mut chunks = b.chunks_exact(2);
-    let mut sum: u64 = (&mut chunks)
-        .map(|c| u64::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    if let [last] = chunks.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
-}
-
-/// Folds a one's-complement sum to 16 bits.
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::{internet_checksum, udp_checksum};
 
     #[test]
     fn ipv4_header_and_udp_checksums_verify() {
@@ -191,10 +137,17 @@ mod tests {
         w.write_udp(1, src, dst, b"odd-length").unwrap();
         let b = w.into_inner();
         let ip = &b[24 + 16 + 14..];
-        assert_eq!(fold(sum_words(&ip[..20])), 0xffff, "IPv4 header checksum");
+        assert_eq!(internet_checksum(&ip[..20]), 0, "IPv4 header checksum");
+        assert_eq!(&ip[4..6], &[0, 0], "first IPv4 identification");
         let udp = &ip[20..];
-        let pseudo = sum_words(&ip[12..20]) + 17 + udp.len() as u64;
-        assert_eq!(fold(pseudo + sum_words(udp)), 0xffff, "UDP checksum");
+        assert_eq!(udp_checksum(src.ip(), dst.ip(), udp), 0, "UDP checksum");
+        // the identification counts up per IPv4 packet
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.write_udp(1, src, dst, b"a").unwrap();
+        w.write_udp(1, src, dst, b"b").unwrap();
+        let b = w.into_inner();
+        let second = &b[24 + (16 + 14 + 20 + 8 + 1) + 16 + 14..];
+        assert_eq!(&second[4..6], &[0, 1]);
     }
 
     #[test]
@@ -211,7 +164,6 @@ mod tests {
         let b = w.into_inner();
         let ip = &b[24 + 16 + 14..];
         let udp = &ip[40..];
-        let pseudo = sum_words(&ip[8..40]) + 17 + udp.len() as u64;
-        assert_eq!(fold(pseudo + sum_words(udp)), 0xffff);
+        assert_eq!(udp_checksum(src.ip(), dst.ip(), udp), 0);
     }
 }

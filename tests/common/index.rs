@@ -1,9 +1,7 @@
-//! Shared by the `tests/index_*.rs` integration tests: service checks (skip or fail), unique
-//! topics / groups / index prefixes and their cleanup, the corpus as documents, producing into
-//! Kafka, running `ferroflow index`, counting in OpenSearch, and a fault-injecting TCP proxy.
-#![allow(dead_code)]
-
-pub mod private_es;
+//! The Kafka / OpenSearch side of the integration tests (`tests/index_*.rs`, pipeline, TLS,
+//! `collect_es`): service checks (skip or fail), unique topics / groups / index prefixes and
+//! their cleanup, the corpus as documents, producing into Kafka, running `ferroflow index`,
+//! counting in OpenSearch, a fault-injecting TCP proxy and a private Kafka.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -266,28 +264,10 @@ pub fn bin() -> String {
     std::env::var("FERROFLOW_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ferroflow").to_string())
 }
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use super::repo;
 
 /// Every pcap of the corpus, sorted.
-pub fn corpus_pcaps() -> Vec<PathBuf> {
-    let dir = repo().join("tests/fixtures/corpus");
-    let mut files = Vec::new();
-    for sub in std::fs::read_dir(&dir).unwrap() {
-        let sub = sub.unwrap().path();
-        if sub.is_dir() {
-            for f in std::fs::read_dir(&sub).unwrap() {
-                let f = f.unwrap().path();
-                if f.extension().is_some_and(|e| e == "pcap") {
-                    files.push(f);
-                }
-            }
-        }
-    }
-    files.sort();
-    files
-}
+pub use super::captures as corpus_pcaps;
 
 /// `ferroflow decode` of each capture (one file at a time: captures are independent streams),
 /// as documents for the topics of `n` (by `flow.protocol`), with `@timestamp` as the Kafka
@@ -788,13 +768,8 @@ pub struct PrivateKafka {
     child: Option<Child>,
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// A free TCP port on 127.0.0.1.
+pub use super::free_tcp_port as free_port;
 
 impl PrivateKafka {
     /// `Err(reason)` when Java or the Kafka jars are not there.

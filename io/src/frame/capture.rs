@@ -1,21 +1,21 @@
-//! Link layer -> IPv4/IPv6 -> UDP, over one captured frame. No allocation, no panics: every
-//! access goes through `get`, every loop has a fixed bound.
+//! Link layer -> IPv4/IPv6 -> UDP, over one captured frame, for the pcap reader: lenient where
+//! captures need it (any [`linktype`] the reader knows, padding, zero lengths of TSO / GSO
+//! captures, IPv6 extension headers), where [`super::parse_udp`] is strict. No allocation, no
+//! panics: every access goes through `get`, every loop has a fixed bound.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::linktype;
+use super::{
+    linktype, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, IPPROTO_UDP,
+};
 
-/// Most VLAN tags we step over in one Ethernet frame (802.1Q, 802.1ad QinQ, and more).
-const MAX_VLAN_TAGS: usize = 8;
+/// Most VLAN tags we step over in one captured Ethernet frame (802.1Q, 802.1ad QinQ, and more).
+const MAX_CAPTURE_VLAN_TAGS: usize = 8;
 /// Most IPv6 extension headers we step over before giving up on a packet.
 const MAX_IPV6_EXT_HEADERS: usize = 16;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// 802.1Q, 802.1ad, and the two pre-standard QinQ TPIDs still seen in the wild.
-const VLAN_TPIDS: [u16; 4] = [0x8100, 0x88a8, 0x9100, 0x9200];
-
-const IPPROTO_UDP: u8 = 17;
+const VLAN_TPIDS: [u16; 4] = [ETHERTYPE_VLAN, ETHERTYPE_QINQ, 0x9100, 0x9200];
 
 /// What one captured frame turned out to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +74,7 @@ fn ethernet(f: &[u8]) -> Frame<'_> {
         return Frame::Truncated;
     };
     let mut off = 14;
-    for _ in 0..MAX_VLAN_TAGS {
+    for _ in 0..MAX_CAPTURE_VLAN_TAGS {
         if !VLAN_TPIDS.contains(&ethertype) {
             break;
         }

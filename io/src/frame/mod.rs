@@ -1,7 +1,18 @@
-//! Ethernet frames carrying UDP, for the kernel-bypass receivers ([`crate::afpacket`],
-//! [`crate::afxdp`]): a zero-copy parser (Ethernet, up to two 802.1Q / 802.1ad tags, IPv4 or
-//! IPv6, UDP, with UDP checksum verification), the set of addresses the collector listens on,
-//! and a frame builder for test and benchmark senders.
+//! Network frames carrying UDP: the one place where Ethernet, IPv4, IPv6 and UDP headers are
+//! parsed, built and checksummed.
+//!
+//! - [`parse_udp`]: the kernel-bypass receivers' parser ([`crate::afpacket`],
+//!   [`crate::afxdp`]), zero-copy and strict, on the hot path: Ethernet as the NIC delivered
+//!   it, up to two 802.1Q / 802.1ad tags, IPv4 or IPv6 without extension headers, UDP, with
+//!   UDP checksum verification;
+//! - `capture`: the pcap reader's parser ([`crate::pcap`]), lenient as captures need: every
+//!   [`linktype`] the reader knows, Ethernet padding, up to eight tags of four TPIDs, IPv6
+//!   extension headers, the zero lengths of TSO / GSO captures;
+//! - [`try_build_udp_frame`] / [`build_udp_frame`]: frames for the pcap writer, test and
+//!   benchmark senders;
+//! - [`udp_checksum`], [`internet_checksum`]: the Internet checksum (RFC 1071);
+//! - [`ListenSet`], [`FrameStats`], [`BypassError`]: what the bypass receivers match, count
+//!   and report.
 //!
 //! ```
 //! use ferroflow_io::frame::{build_udp_frame, parse_udp, Checksum, ListenSet};
@@ -15,6 +26,33 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+mod build;
+pub(crate) mod capture;
+mod checksum;
+
+pub use build::{build_udp_frame, try_build_udp_frame, BuildError, LinkHeader};
+pub use checksum::{internet_checksum, udp_checksum};
+
+/// Link-layer header types (`LINKTYPE_*` of the tcpdump.org registry) the capture parser reads.
+pub mod linktype {
+    /// BSD loopback: 4-byte address family in the capturing host's byte order.
+    pub const NULL: u32 = 0;
+    /// Ethernet II (with optional 802.1Q / QinQ tags).
+    pub const ETHERNET: u32 = 1;
+    /// Raw IPv4 or IPv6, told apart by the version nibble.
+    pub const RAW: u32 = 101;
+    /// OpenBSD loopback: 4-byte address family in network byte order.
+    pub const LOOP: u32 = 108;
+    /// Linux cooked capture v1 (16-byte header).
+    pub const LINUX_SLL: u32 = 113;
+    /// Raw IPv4.
+    pub const IPV4: u32 = 228;
+    /// Raw IPv6.
+    pub const IPV6: u32 = 229;
+    /// Linux cooked capture v2 (20-byte header).
+    pub const LINUX_SLL2: u32 = 276;
+}
 
 /// Ethernet header length (no tags).
 pub const ETH_HLEN: usize = 14;
@@ -195,61 +233,6 @@ pub fn parse_udp(frame: &[u8], checksum: Checksum) -> Result<UdpFrame<'_>, Frame
     })
 }
 
-/// Ones'-complement sum of `data` (as big-endian 16-bit words) added to `acc`, not folded.
-#[inline]
-fn sum16(mut acc: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // add the four 16-bit words of v, carrying in a wide accumulator
-        acc += (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
-    }
-    let rest = chunks.remainder();
-    let mut words = rest.chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    acc
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-fn pseudo_header_sum(src: IpAddr, dst: IpAddr, udp_len: usize) -> u64 {
-    let mut acc = u64::from(IPPROTO_UDP) + udp_len as u64;
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            acc = sum16(acc, &s.octets());
-            acc = sum16(acc, &d.octets());
-        }
-        _ => {
-            acc = sum16(acc, &ip6(src).octets());
-            acc = sum16(acc, &ip6(dst).octets());
-        }
-    }
-    acc
-}
-
-fn ip6(a: IpAddr) -> Ipv6Addr {
-    match a {
-        IpAddr::V4(v) => v.to_ipv6_mapped(),
-        IpAddr::V6(v) => v,
-    }
-}
-
-/// The ones'-complement of the checksum over the pseudo-header and `segment` (UDP header with
-/// its checksum field as found, and payload): 0 when the checksum in `segment` is right.
-pub fn udp_checksum(src: IpAddr, dst: IpAddr, segment: &[u8]) -> u16 {
-    !fold(sum16(pseudo_header_sum(src, dst, segment.len()), segment))
-}
-
 /// The addresses the collector listens on: a datagram is for it when its destination port is
 /// one of them and its destination address is that entry's, or the entry's address is the
 /// unspecified address of the same family (`0.0.0.0` takes IPv4 only, `[::]` IPv6 only, as an
@@ -416,74 +399,9 @@ impl BypassError {
     }
 }
 
-/// Writes into `out` (cleared first) an Ethernet frame carrying `payload` from `src` to `dst`
-/// in UDP over IPv4 or IPv6 (both addresses must be of the same family), with an optional
-/// 802.1Q tag, a correct IPv4 header checksum and a correct UDP checksum. For test and
-/// benchmark senders; the IPv4 identification is 0 and DF is set, TTL / hop limit 64.
-///
-/// # Panics
-/// If the families differ or the datagram does not fit the IP length field.
-pub fn build_udp_frame(
-    out: &mut Vec<u8>,
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
-    vlan: Option<u16>,
-    src: SocketAddr,
-    dst: SocketAddr,
-    payload: &[u8],
-) {
-    out.clear();
-    out.extend_from_slice(&dst_mac);
-    out.extend_from_slice(&src_mac);
-    if let Some(id) = vlan {
-        out.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
-        out.extend_from_slice(&(id & 0x0fff).to_be_bytes());
-    }
-    let udp_len = u16::try_from(8 + payload.len()).expect("UDP datagram too large");
-    match (src.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            out.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-            let total = udp_len.checked_add(20).expect("IPv4 packet too large");
-            let mut ip = [0u8; 20];
-            ip[0] = 0x45;
-            ip[2..4].copy_from_slice(&total.to_be_bytes());
-            ip[6] = 0x40; // DF
-            ip[8] = 64;
-            ip[9] = IPPROTO_UDP;
-            ip[12..16].copy_from_slice(&s.octets());
-            ip[16..20].copy_from_slice(&d.octets());
-            let c = !fold(sum16(0, &ip));
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-            out.extend_from_slice(&ip);
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            out.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-            let mut ip = [0u8; 40];
-            ip[0] = 0x60;
-            ip[4..6].copy_from_slice(&udp_len.to_be_bytes());
-            ip[6] = IPPROTO_UDP;
-            ip[7] = 64;
-            ip[8..24].copy_from_slice(&s.octets());
-            ip[24..40].copy_from_slice(&d.octets());
-            out.extend_from_slice(&ip);
-        }
-        _ => panic!("build_udp_frame: {src} and {dst} are of different families"),
-    }
-    let l4 = out.len();
-    out.extend_from_slice(&src.port().to_be_bytes());
-    out.extend_from_slice(&dst.port().to_be_bytes());
-    out.extend_from_slice(&udp_len.to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(payload);
-    let mut c = udp_checksum(src.ip(), dst.ip(), &out[l4..]);
-    if c == 0 {
-        c = 0xffff; // 0 means "no checksum" on the wire
-    }
-    out[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
+    use super::checksum::{fold, sum16};
     use super::*;
     use proptest::prelude::*;
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use ferroflow_engine::index::service::EsClient;
 use ferroflow_engine::index::EsSettings;
 
-use super::{free_port, repo, tmpdir};
+use super::index::{free_port, tmpdir};
+use super::repo;
 
 pub struct PrivateOpenSearch {
     pub port: u16,
@@ -167,12 +168,12 @@ impl PrivateOpenSearch {
 
     /// Documents in `<prefix>-*` after a refresh (0 when the node does not answer).
     pub fn count(&self, prefix: &str) -> u64 {
-        super::count_at(&self.client(), prefix)
+        super::index::count_at(&self.client(), prefix)
     }
 
     /// Waits until `<prefix>-*` holds `want` documents or the time is up; the count.
     pub fn wait_count(&self, prefix: &str, want: u64, timeout: Duration) -> u64 {
-        super::wait_count_at(&self.client(), prefix, want, timeout, None)
+        super::index::wait_count_at(&self.client(), prefix, want, timeout, None)
     }
 }
 
