@@ -199,6 +199,19 @@ stop_service() {
   log "$name: stopped"
 }
 
+# stop_services NAME...: SIGTERM to all first, then waits for each as stop_service does. The
+# cluster's brokers must go down together: stopped one by one, the last one has lost its KRaft
+# quorum and waits out its controlled shutdown until the SIGKILL.
+stop_services() {
+  local name pid
+  for name in "$@"; do
+    if pid=$(service_pid "$name"); then
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  for name in "$@"; do stop_service "$name"; done
+}
+
 # wait_port NAME PORT DEADLINE: waits until PORT accepts connections while the service lives.
 wait_port() {
   local name=$1 port=$2 deadline=$3
@@ -1168,7 +1181,7 @@ main() {
     down)
       (($#)) || set -- "${ALL_SERVICES[@]}"
       with_lock
-      for n in "$@"; do stop_service "$n"; done
+      stop_services "$@"
       ;;
     status)
       local named=$#
