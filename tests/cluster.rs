@@ -660,8 +660,16 @@ fn indexers_scaled_1_3_9_with_one_killed_index_every_flow_once() {
     let gen = generate(&to, 1000, 30);
     let log = |i: usize| dir.join(format!("index-{i}.log"));
     let mut ix = vec![Indexer::start(&n.index_args(), &log(0))];
-    std::thread::sleep(Duration::from_secs(6));
-    let one = count_at(&es1(), &n.prefix);
+    // one indexer at work before the group grows (bounded wait)
+    let end = Instant::now() + Duration::from_secs(120);
+    while count_at(&es1(), &n.prefix) == 0 {
+        assert!(
+            Instant::now() < end,
+            "the first indexer indexed nothing in 120 s"
+        );
+        ix[0].assert_running();
+        std::thread::sleep(Duration::from_millis(300));
+    }
     for i in 1..3 {
         ix.push(Indexer::start(&n.index_args(), &log(i)));
     }
@@ -701,7 +709,6 @@ fn indexers_scaled_1_3_9_with_one_killed_index_every_flow_once() {
     let got = wait_indexed(&n.prefix, delivered, Duration::from_secs(300), &mut ix);
     let all = t0.elapsed();
     assert_eq!(got, delivered, "{}", ix[0].log_text());
-    assert!(one > 0, "the first indexer indexed nothing in 6 s");
     stop_all(ix);
     eprintln!(
         "FIGURE scale: {sent} flows at 1000/s, {delivered} acknowledged ({:.0} records/s), \
