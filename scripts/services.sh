@@ -167,10 +167,11 @@ fail_start() {
   exit 1
 }
 
-# stop_service NAME: SIGTERM, wait up to STOP_TIMEOUT s, then SIGKILL.
+# stop_service NAME [PID]: SIGTERM, wait up to STOP_TIMEOUT s, then SIGKILL. With PID: that
+# process of NAME was sent SIGTERM already (stop_services); only the wait is left.
 stop_service() {
-  local name=$1 pid i steps
-  if ! pid=$(service_pid "$name"); then
+  local name=$1 pid=${2:-} i steps
+  if [[ -z $pid ]] && ! pid=$(service_pid "$name"); then
     if [[ -f $SVC/$name/pid ]]; then
       rm -f "$SVC/$name/pid"
       log "$name: not running (removed stale PID file)"
@@ -180,7 +181,7 @@ stop_service() {
     return 0
   fi
   log "$name: stopping (pid $pid, SIGTERM)"
-  kill -TERM "$pid" 2>/dev/null || true
+  [[ -n ${2:-} ]] || kill -TERM "$pid" 2>/dev/null || true
   steps=$((STOP_TIMEOUT * 5))
   for ((i = 0; i < steps; i++)); do
     kill -0 "$pid" 2>/dev/null || break
@@ -204,12 +205,14 @@ stop_service() {
 # quorum and waits out its controlled shutdown until the SIGKILL.
 stop_services() {
   local name pid
+  local -A sent=()
   for name in "$@"; do
     if pid=$(service_pid "$name"); then
       kill -TERM "$pid" 2>/dev/null || true
+      sent[$name]=$pid
     fi
   done
-  for name in "$@"; do stop_service "$name"; done
+  for name in "$@"; do stop_service "$name" "${sent[$name]:-}"; done
 }
 
 # wait_port NAME PORT DEADLINE: waits until PORT accepts connections while the service lives.
@@ -1193,8 +1196,8 @@ main() {
     clean)
       (($#)) || set -- "${ALL_SERVICES[@]}"
       with_lock
+      stop_services "$@"
       for n in "$@"; do
-        stop_service "$n"
         rm -rf "${SVC:?}/$n"
         log "$n: data and logs removed"
       done
