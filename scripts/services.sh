@@ -6,11 +6,18 @@
 #   scripts/services.sh status [SERVICE ...]   what runs (default: all four)
 #   scripts/services.sh clean  [SERVICE ...]   stop, then delete data and logs
 #   scripts/services.sh env                    print the endpoints as shell exports
-# SERVICE: kafka, opensearch, tansu, opensearch-tls (OpenSearch with the security plugin).
+#   scripts/services.sh kill   MEMBER          SIGKILL one member of the cluster (failover tests)
+# SERVICE: kafka, opensearch, tansu, opensearch-tls (OpenSearch with the security plugin), or
+# cluster: three Kafka brokers kafka-c1..c3 (KRaft, each also a controller) and a two-node
+# OpenSearch cluster opensearch-c1 (cluster manager + data) and opensearch-c2 (data), on their
+# own ports (below) and state dirs; topics with 9 partitions, replication factor 3,
+# min.insync.replicas 2. Members can be named alone (kafka-c2). `down`/`status`/`clean` without
+# names leave the cluster alone; `down cluster` stops only the cluster.
 #
 # Ports (FERROFLOW_*_PORT overrides them): Kafka 9092 (controller 9093, SSL 9095, SASL_SSL
 # 9096), OpenSearch HTTP 9200 (transport 9300), opensearch-tls HTTPS 9201 (transport 9301),
-# Tansu 9094. Test CA and certificates (made once with openssl): <state>/pki/.
+# Tansu 9094. Cluster: Kafka 19092, 19192, 19292 (controllers 19093, 19193, 19293), OpenSearch
+# HTTP 19200, 19201 (transport 19300, 19301). Test CA and certificates (made once with openssl): <state>/pki/.
 # State:  <repo>/.cache/services/<name>/ (server.log, data, pid), jars in <repo>/.cache/maven/.
 # `up` is idempotent: a healthy running service is left alone; it returns when every service
 # asked for is healthy (Kafka: topics netflow, ipfix, sflow exist), or fails with the tail of the
@@ -57,6 +64,24 @@ TANSU_BUILD_TIMEOUT=${FERROFLOW_TANSU_BUILD_TIMEOUT:-3600}
 # memory:// (and s3://) storage needs the crate feature dynostore; sqlite:// needs libsql
 TANSU_FEATURES=${FERROFLOW_TANSU_FEATURES:-dynostore}
 read -r -a MVN_EXTRA <<<"${FERROFLOW_MVN_OPTS:-}"
+
+# the cluster (`up cluster`): broker i (1..3) listens on CLUSTER_KAFKA_PORT + 100*(i-1), its
+# controller one port higher; OpenSearch node i on CLUSTER_OPENSEARCH_PORT + i-1 (transport
+# CLUSTER_OPENSEARCH_TRANSPORT_PORT + i-1)
+CLUSTER_KAFKA_PORT=${FERROFLOW_CLUSTER_KAFKA_PORT:-19092}
+CLUSTER_OPENSEARCH_PORT=${FERROFLOW_CLUSTER_OPENSEARCH_PORT:-19200}
+CLUSTER_OPENSEARCH_TRANSPORT_PORT=${FERROFLOW_CLUSTER_OPENSEARCH_TRANSPORT_PORT:-19300}
+CLUSTER_PARTITIONS=${FERROFLOW_CLUSTER_PARTITIONS:-9}
+CLUSTER_RF=${FERROFLOW_CLUSTER_REPLICATION_FACTOR:-3}
+CLUSTER_MIN_ISR=${FERROFLOW_CLUSTER_MIN_INSYNC:-2}
+read -r -a CLUSTER_TOPICS <<<"${FERROFLOW_CLUSTER_TOPICS:-netflow ipfix sflow}"
+CLUSTER_KAFKA_HEAP=${FERROFLOW_CLUSTER_KAFKA_HEAP:-384m}
+CLUSTER_OPENSEARCH_HEAP=${FERROFLOW_CLUSTER_OPENSEARCH_HEAP:-512m}
+# seconds the topic set-up of an already running cluster waits for enough live brokers
+CLUSTER_TOPICS_TIMEOUT=${FERROFLOW_CLUSTER_TOPICS_TIMEOUT:-30}
+CLUSTER_KAFKA=(kafka-c1 kafka-c2 kafka-c3)
+CLUSTER_OPENSEARCH=(opensearch-c1 opensearch-c2)
+CLUSTER_MEMBERS=("${CLUSTER_KAFKA[@]}" "${CLUSTER_OPENSEARCH[@]}")
 
 if [[ -n ${FERROFLOW_JAVA_HOME:-} ]]; then
   JAVA_BIN=$FERROFLOW_JAVA_HOME/bin
@@ -142,10 +167,11 @@ fail_start() {
   exit 1
 }
 
-# stop_service NAME: SIGTERM, wait up to STOP_TIMEOUT s, then SIGKILL.
+# stop_service NAME [PID]: SIGTERM, wait up to STOP_TIMEOUT s, then SIGKILL. With PID: that
+# process of NAME was sent SIGTERM already (stop_services); only the wait is left.
 stop_service() {
-  local name=$1 pid i steps
-  if ! pid=$(service_pid "$name"); then
+  local name=$1 pid=${2:-} i steps
+  if [[ -z $pid ]] && ! pid=$(service_pid "$name"); then
     if [[ -f $SVC/$name/pid ]]; then
       rm -f "$SVC/$name/pid"
       log "$name: not running (removed stale PID file)"
@@ -155,7 +181,7 @@ stop_service() {
     return 0
   fi
   log "$name: stopping (pid $pid, SIGTERM)"
-  kill -TERM "$pid" 2>/dev/null || true
+  [[ -n ${2:-} ]] || kill -TERM "$pid" 2>/dev/null || true
   steps=$((STOP_TIMEOUT * 5))
   for ((i = 0; i < steps; i++)); do
     kill -0 "$pid" 2>/dev/null || break
@@ -172,6 +198,21 @@ stop_service() {
   fi
   rm -f "$SVC/$name/pid"
   log "$name: stopped"
+}
+
+# stop_services NAME...: SIGTERM to all first, then waits for each as stop_service does. The
+# cluster's brokers must go down together: stopped one by one, the last one has lost its KRaft
+# quorum and waits out its controlled shutdown until the SIGKILL.
+stop_services() {
+  local name pid
+  local -A sent=()
+  for name in "$@"; do
+    if pid=$(service_pid "$name"); then
+      kill -TERM "$pid" 2>/dev/null || true
+      sent[$name]=$pid
+    fi
+  done
+  for name in "$@"; do stop_service "$name" "${sent[$name]:-}"; done
 }
 
 # wait_port NAME PORT DEADLINE: waits until PORT accepts connections while the service lives.
@@ -302,7 +343,7 @@ kafka_cp() { echo "$MVN_CACHE/kafka/libs/*:$MVN_CACHE/kafka/classes"; }
 
 kafka_admin() {
   "$JAVA" -Xmx128m -XX:TieredStopAtLevel=1 -Xshare:auto \
-    -Dlog4j2.configurationFile="$SVC/kafka/tools-log4j2.properties" \
+    -Dlog4j2.configurationFile="${ADMIN_LOG4J:-$SVC/kafka/tools-log4j2.properties}" \
     -cp "$(kafka_cp)" KafkaAdmin "$@"
 }
 
@@ -349,6 +390,12 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+  kafka_write_log4j "$d"
+}
+
+# log4j2.properties (server) and tools-log4j2.properties (admin tools) in dir $1.
+kafka_write_log4j() {
+  local d=$1
   cat >"$d/log4j2.properties" <<'EOF'
 status = warn
 appender.stdout.type = Console
@@ -457,7 +504,13 @@ cluster.routing.allocation.disk.threshold_enabled: false
 action.auto_create_index: true
 # the node runs with no security plugin at all: plain HTTP, no users
 EOF
-  cat >"$d/config/log4j2.properties" <<'EOF'
+  opensearch_write_log4j "$d/config"
+}
+
+# log4j2.properties of a node in config dir $1.
+opensearch_write_log4j() {
+  local d=$1
+  cat >"$d/log4j2.properties" <<'EOF'
 status = error
 appender.console.type = Console
 appender.console.name = console
@@ -806,10 +859,230 @@ tansu_wait() {
   log "tansu: up (pid $(service_pid tansu))"
 }
 
+# ---------------------------------------------------------------------------------------- cluster
+# The seed's layout at its real size: three Kafka brokers in KRaft (each broker + controller, a
+# quorum of three voters), topics with 9 partitions, replication factor 3, min.insync.replicas 2;
+# a two-node OpenSearch cluster (node 1 cluster manager + data, node 2 data only: killing node 2
+# leaves the cluster a manager). Same jars as the single-node services, other ports and dirs.
+
+member_index() { echo "${1##*-c}"; }
+ckafka_port() { echo $((CLUSTER_KAFKA_PORT + 100 * ($(member_index "$1") - 1))); }
+ckafka_controller_port() { echo $(($(ckafka_port "$1") + 1)); }
+cos_port() { echo $((CLUSTER_OPENSEARCH_PORT + $(member_index "$1") - 1)); }
+cos_transport_port() { echo $((CLUSTER_OPENSEARCH_TRANSPORT_PORT + $(member_index "$1") - 1)); }
+
+cluster_brokers() {
+  local n out=()
+  for n in "${CLUSTER_KAFKA[@]}"; do out+=("$HOST:$(ckafka_port "$n")"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+ckafka_write_config() {
+  local name=$1 d=$SVC/$1 i voters=() n
+  i=$(member_index "$name")
+  for n in "${CLUSTER_KAFKA[@]}"; do
+    voters+=("$(member_index "$n")@$HOST:$(ckafka_controller_port "$n")")
+  done
+  mkdir -p "$d/data"
+  cat >"$d/server.properties" <<CFG
+# Written by scripts/services.sh at every 'up'; edit the script, not this file.
+process.roles=broker,controller
+node.id=$i
+controller.quorum.voters=$(IFS=,; echo "${voters[*]}")
+listeners=PLAINTEXT://$HOST:$(ckafka_port "$name"),CONTROLLER://$HOST:$(ckafka_controller_port "$name")
+advertised.listeners=PLAINTEXT://$HOST:$(ckafka_port "$name")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$d/data
+num.partitions=$CLUSTER_PARTITIONS
+default.replication.factor=$CLUSTER_RF
+min.insync.replicas=$CLUSTER_MIN_ISR
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=$CLUSTER_RF
+offsets.topic.num.partitions=9
+transaction.state.log.replication.factor=$CLUSTER_RF
+transaction.state.log.min.isr=$CLUSTER_MIN_ISR
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=$CLUSTER_RF
+share.coordinator.state.topic.min.isr=$CLUSTER_MIN_ISR
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.ms=$KAFKA_RETENTION_MS
+log.segment.bytes=268435456
+# small machine
+num.network.threads=2
+num.io.threads=2
+num.recovery.threads.per.data.dir=1
+num.replica.fetchers=1
+CFG
+  kafka_write_log4j "$d"
+}
+
+ckafka_start() {
+  local name=$1 d=$SVC/$1 pid cid=$SVC/cluster.id
+  mkdir -p "$d"
+  if pid=$(service_pid "$name"); then
+    log "$name: already running (pid $pid)"
+    STARTED[$name]=0
+    return 0
+  fi
+  check_java
+  check_ports_free "$name" "$(ckafka_port "$name")" "$(ckafka_controller_port "$name")"
+  fetch_jars kafka
+  compile_helper kafka KafkaAdmin.java
+  ckafka_write_config "$name"
+  rotate_log "$name"
+  if [[ ! -s $cid ]]; then
+    "$JAVA" -Dlog4j2.configurationFile="$d/tools-log4j2.properties" -cp "$(kafka_cp)" \
+      kafka.tools.StorageTool random-uuid >"$cid.tmp"
+    mv "$cid.tmp" "$cid"
+  fi
+  if [[ ! -f $d/data/meta.properties ]]; then
+    log "$name: formatting storage (cluster $(<"$cid"))"
+    "$JAVA" -Dlog4j2.configurationFile="$d/tools-log4j2.properties" -cp "$(kafka_cp)" \
+      kafka.tools.StorageTool format --cluster-id "$(<"$cid")" --config "$d/server.properties" \
+      --ignore-formatted >>"$d/server.log" 2>&1 || fail_start "$name" "kafka-storage format failed"
+  fi
+  log "$name: starting on $HOST:$(ckafka_port "$name") (controller" \
+    "$(ckafka_controller_port "$name"), heap $CLUSTER_KAFKA_HEAP)"
+  DEADLINE[$name]=$(($(now) + START_TIMEOUT))
+  STARTED[$name]=1
+  # shellcheck disable=SC2086  # FERROFLOW_KAFKA_JAVA_OPTS is a list of words
+  start_detached "$name" "$d/server.log" "$JAVA" "$(marker "$name")" \
+    -Xms128m -Xmx"$CLUSTER_KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$d/log4j2.properties" -Dkafka.logs.dir="$d" \
+    ${FERROFLOW_KAFKA_JAVA_OPTS:-} \
+    -cp "$(kafka_cp)" kafka.Kafka "$d/server.properties"
+}
+
+ckafka_wait() {
+  local name=$1
+  if ((STARTED[$name])); then
+    wait_port "$name" "$(ckafka_port "$name")" "${DEADLINE[$name]}"
+  fi
+  log "$name: up (pid $(service_pid "$name"))"
+}
+
+# Topics of the cluster, once every broker asked for answers. Fails (without stopping anything)
+# when fewer brokers are live than the replication factor, naming both numbers.
+cluster_topics() {
+  local left=$CLUSTER_TOPICS_TIMEOUT n
+  for n in "${CLUSTER_KAFKA[@]}"; do
+    if [[ -n ${DEADLINE[$n]:-} ]] && ((DEADLINE[$n] - $(now) > left)); then
+      left=$((DEADLINE[$n] - $(now)))
+    fi
+  done
+  ADMIN_LOG4J=$SVC/kafka-c1/tools-log4j2.properties kafka_admin ensure "$(cluster_brokers)" "$left" "$CLUSTER_PARTITIONS" "$KAFKA_RETENTION_MS" \
+    "--replication-factor=$CLUSTER_RF" "--min-insync=$CLUSTER_MIN_ISR" "${CLUSTER_TOPICS[@]}" \
+    || die "cluster: topics not set up (brokers $(cluster_brokers); logs: $SVC/kafka-c*/server.log)"
+}
+
+cos_write_config() {
+  local name=$1 d=$SVC/$1 i seeds=() n roles
+  i=$(member_index "$name")
+  for n in "${CLUSTER_OPENSEARCH[@]}"; do seeds+=("\"$HOST:$(cos_transport_port "$n")\""); done
+  if ((i == 1)); then roles='[cluster_manager, data, ingest]'; else roles='[data, ingest]'; fi
+  mkdir -p "$d/home/plugins" "$d/home/modules" "$d/config" "$d/data" "$d/logs"
+  cat >"$d/config/opensearch.yml" <<CFG
+# Written by scripts/services.sh at every 'up'; edit the script, not this file.
+cluster.name: ferroflow-cluster
+node.name: ferroflow-c$i
+node.roles: $roles
+path.data: $d/data
+path.logs: $d/logs
+network.host: $HOST
+http.port: $(cos_port "$name")
+transport.port: $(cos_transport_port "$name")
+discovery.seed_hosts: [$(IFS=,; echo "${seeds[*]}")]
+cluster.initial_cluster_manager_nodes: [ferroflow-c1]
+cluster.routing.allocation.disk.threshold_enabled: false
+action.auto_create_index: true
+CFG
+  opensearch_write_log4j "$d/config"
+}
+
+cos_healthy() {
+  local body
+  body=$(curl -fsS --max-time 3 "http://$HOST:$(cos_port "$1")/_cluster/health?wait_for_status=yellow&wait_for_nodes=$2&timeout=2s" \
+    2>/dev/null) || return 1
+  [[ $body == *'"status":"green"'* || $body == *'"status":"yellow"'* ]] \
+    && [[ $body != *'"timed_out":true'* ]]
+}
+
+cos_start() {
+  local name=$1 d=$SVC/$1 pid libs=$MVN_CACHE/opensearch
+  mkdir -p "$d"
+  need curl
+  if pid=$(service_pid "$name"); then
+    log "$name: already running (pid $pid)"
+    STARTED[$name]=0
+    return 0
+  fi
+  check_java
+  check_ports_free "$name" "$(cos_port "$name")" "$(cos_transport_port "$name")"
+  fetch_jars opensearch
+  compile_helper opensearch Launcher.java
+  cos_write_config "$name"
+  rotate_log "$name"
+  log "$name: starting on $HOST:$(cos_port "$name") (transport $(cos_transport_port "$name")," \
+    "heap $CLUSTER_OPENSEARCH_HEAP)"
+  DEADLINE[$name]=$(($(now) + START_TIMEOUT))
+  STARTED[$name]=1
+  # shellcheck disable=SC2086  # FERROFLOW_OPENSEARCH_JAVA_OPTS is a list of words
+  start_detached "$name" "$d/server.log" "$JAVA" "$(marker "$name")" \
+    -Xms"$CLUSTER_OPENSEARCH_HEAP" -Xmx"$CLUSTER_OPENSEARCH_HEAP" -XX:+UseG1GC \
+    -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dfile.encoding=UTF-8 \
+    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true \
+    -Dio.netty.recycler.maxCapacityPerThread=0 \
+    -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true \
+    -Djava.locale.providers=SPI,COMPAT -Djava.io.tmpdir="$d/home" \
+    ${FERROFLOW_OPENSEARCH_JAVA_OPTS:-} \
+    -cp "$libs/libs/*:$libs/classes" Launcher "$d/home" "$d/config"
+}
+
+# Waits until the node answers and the cluster, seen from it, has as many nodes as run now.
+cos_wait() {
+  local name=$1 deadline nodes=0 n
+  for n in "${CLUSTER_OPENSEARCH[@]}"; do
+    if service_pid "$n" >/dev/null; then nodes=$((nodes + 1)); fi
+  done
+  deadline=${DEADLINE[$name]:-$(($(now) + 30))}
+  if ((STARTED[$name])); then
+    wait_port "$name" "$(cos_port "$name")" "$deadline"
+  fi
+  until cos_healthy "$name" "$nodes"; do
+    service_pid "$name" >/dev/null || fail_start "$name" "process exited during start-up"
+    (($(now) < deadline)) || fail_start "$name" \
+      "cluster not yellow/green with $nodes node(s) after ${START_TIMEOUT}s"
+    sleep 0.5
+  done
+  log "$name: up (pid $(service_pid "$name")), cluster of $nodes node(s)"
+}
+
+# kill MEMBER: SIGKILL (no clean shutdown), for the failover tests; only cluster members.
+kill_member() {
+  local name=$1 pid i
+  [[ " ${CLUSTER_MEMBERS[*]} " == *" $name "* ]] \
+    || die "kill: '$name' is not a cluster member (${CLUSTER_MEMBERS[*]})"
+  pid=$(service_pid "$name") || die "kill: $name does not run"
+  kill -KILL "$pid"
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -0 "$pid" 2>/dev/null && die "kill: $name (pid $pid) survives SIGKILL"
+  rm -f "$SVC/$name/pid"
+  log "$name: SIGKILLed (pid $pid)"
+}
+
 # ----------------------------------------------------------------------------------------- status
 
 service_port() {
   case $1 in
+    kafka-c*) ckafka_port "$1" ;;
+    opensearch-c*) cos_port "$1" ;;
     kafka) echo "$KAFKA_PORT" ;;
     opensearch) echo "$OPENSEARCH_PORT" ;;
     opensearch-tls) echo "$OPENSEARCH_TLS_PORT" ;;
@@ -841,16 +1114,40 @@ status_one() {
 
 # ------------------------------------------------------------------------------------------- main
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
 
 validate() {
   local n
   for n in "$@"; do
     case $n in
-      kafka|opensearch|tansu|opensearch-tls) ;;
-      *) die "unknown service '$n' (kafka, opensearch, tansu, opensearch-tls)" ;;
+      kafka|opensearch|tansu|opensearch-tls|cluster) ;;
+      kafka-c[1-3]|opensearch-c[1-2]) ;;
+      *) die "unknown service '$n' (kafka, opensearch, tansu, opensearch-tls, cluster," \
+        "or a cluster member: ${CLUSTER_MEMBERS[*]})" ;;
     esac
   done
+}
+
+# The names with `cluster` replaced by its members, each once.
+expand() {
+  local n m out=() seen=" " one=()
+  for n in "$@"; do
+    if [[ $n == cluster ]]; then one=("${CLUSTER_MEMBERS[@]}"); else one=("$n"); fi
+    for m in "${one[@]}"; do
+      [[ $seen == *" $m "* ]] && continue
+      seen+="$m "
+      out+=("$m")
+    done
+  done
+  printf '%s\n' "${out[@]}"
+}
+
+svc_fn() {
+  case $1 in
+    kafka-c*) echo ckafka ;;
+    opensearch-c*) echo cos ;;
+    *) echo "${1//-/_}" ;;
+  esac
 }
 
 with_lock() {
@@ -864,22 +1161,30 @@ main() {
   local cmd=${1:-} rc=0 n
   [[ -n $cmd ]] || { usage; exit 2; }
   shift
-  validate "$@"
+  [[ $cmd == kill ]] || validate "$@"
+  if (($#)); then mapfile -t names < <(expand "$@"); set -- "${names[@]}"; fi
   case $cmd in
     up)
       (($#)) || set -- "${DEFAULT_UP[@]}"
       with_lock
-      local t0
+      local t0 f kafka_members=0
       t0=$(now)
       # start all, then wait for each: the JVMs start side by side
-      for n in "$@"; do "${n//-/_}_start"; done
-      for n in "$@"; do "${n//-/_}_wait"; done
+      for n in "$@"; do f=$(svc_fn "$n"); "${f}_start" "$n"; done
+      for n in "$@"; do f=$(svc_fn "$n"); "${f}_wait" "$n"; done
+      for n in "$@"; do [[ $n == kafka-c* ]] && kafka_members=1; done
+      ((kafka_members == 0)) || cluster_topics
       log "up: $* ready in $(($(now) - t0))s"
+      ;;
+    kill)
+      (($# == 1)) || die "kill wants one cluster member (${CLUSTER_MEMBERS[*]})"
+      with_lock
+      kill_member "$1"
       ;;
     down)
       (($#)) || set -- "${ALL_SERVICES[@]}"
       with_lock
-      for n in "$@"; do stop_service "$n"; done
+      stop_services "$@"
       ;;
     status)
       local named=$#
@@ -891,14 +1196,16 @@ main() {
     clean)
       (($#)) || set -- "${ALL_SERVICES[@]}"
       with_lock
+      stop_services "$@"
       for n in "$@"; do
-        stop_service "$n"
         rm -rf "${SVC:?}/$n"
         log "$n: data and logs removed"
       done
       ;;
     env)
       cat <<EOF
+export FERROFLOW_CLUSTER_KAFKA_BROKERS=$(cluster_brokers)
+export FERROFLOW_CLUSTER_ES_URL=http://$HOST:$CLUSTER_OPENSEARCH_PORT
 export FERROFLOW_KAFKA_BROKERS=$HOST:$KAFKA_PORT
 export FERROFLOW_TANSU_BROKERS=$HOST:$TANSU_PORT
 export FERROFLOW_ES_URL=http://$HOST:$OPENSEARCH_PORT

@@ -10,6 +10,10 @@
 //       than asked (never lowers it: Kafka cannot), sets retention.ms where it differs, and prints
 //       one line per topic. An argument --scram=USER:PASSWORD among the topics instead creates
 //       (or updates) that SCRAM-SHA-512 user, for the broker's SASL_SSL listener.
+//       --replication-factor=N (default 1) creates new topics with N replicas: it first waits
+//       (within the timeout) for N live brokers and fails, naming both numbers, when fewer are
+//       up; an existing topic with another replication factor gets a warning (not changed).
+//       --min-insync=N sets min.insync.replicas on the topics (checked: 1 <= N <= RF).
 //   KafkaAdmin list   <bootstrap>
 //       prints the topics (not internal ones) with their partition counts.
 
@@ -62,13 +66,29 @@ public final class KafkaAdmin {
                 String retention = args[4];
                 List<String> topics = new ArrayList<>();
                 List<String> scram = new ArrayList<>();
+                int rf = 1;
+                String minIsr = null;
                 for (String a : List.of(args).subList(5, args.length)) {
                     if (a.startsWith("--scram=")) scram.add(a.substring("--scram=".length()));
+                    else if (a.startsWith("--replication-factor="))
+                        rf = Integer.parseInt(a.substring("--replication-factor=".length()));
+                    else if (a.startsWith("--min-insync=")) minIsr = a.substring("--min-insync=".length());
                     else topics.add(a);
                 }
+                if (rf < 1) {
+                    System.err.println("error: replication factor " + rf + " must be at least 1");
+                    System.exit(2);
+                }
+                if (minIsr != null && (Integer.parseInt(minIsr) < 1 || Integer.parseInt(minIsr) > rf)) {
+                    System.err.println("error: min.insync.replicas " + minIsr
+                        + " must be between 1 and the replication factor " + rf);
+                    System.exit(2);
+                }
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeout);
                 try (Admin admin = admin(bootstrap)) {
                     if (!waitReady(admin, timeout)) System.exit(1);
-                    ensure(admin, partitions, retention, topics);
+                    if (!waitBrokers(admin, rf, deadline, bootstrap)) System.exit(3);
+                    ensure(admin, partitions, retention, topics, rf, minIsr);
                     for (String s : scram) scramUser(admin, s);
                 }
                 break;
@@ -92,7 +112,8 @@ public final class KafkaAdmin {
 
     private static void usage() {
         System.err.println("usage: KafkaAdmin ready <bootstrap> <timeout-s>\n"
-            + "       KafkaAdmin ensure <bootstrap> <timeout-s> <partitions> <retention.ms> <topic>...\n"
+            + "       KafkaAdmin ensure <bootstrap> <timeout-s> <partitions> <retention.ms>"
+            + " [--replication-factor=N] [--min-insync=N] [--scram=USER:PASSWORD] <topic>...\n"
             + "       KafkaAdmin list <bootstrap>");
         System.exit(2);
     }
@@ -130,6 +151,31 @@ public final class KafkaAdmin {
         return false;
     }
 
+    /**
+     * Waits until at least `rf` brokers are live (until `deadline`); when fewer are, prints an
+     * error naming both numbers and returns false: a topic with more replicas than live brokers
+     * cannot be created (and would not meet acks=all).
+     */
+    private static boolean waitBrokers(Admin admin, int rf, long deadline, String bootstrap)
+            throws InterruptedException {
+        int live = 0;
+        while (true) {
+            try {
+                live = admin.describeCluster(new DescribeClusterOptions().timeoutMs(3000))
+                    .nodes().get(5, TimeUnit.SECONDS).size();
+            } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+                // counted as no answer this round
+            }
+            if (live >= rf) return true;
+            if (System.nanoTime() >= deadline) break;
+            Thread.sleep(500);
+        }
+        System.err.println("error: replication factor " + rf + " is larger than the " + live
+            + " live broker(s) of the cluster at " + bootstrap
+            + "; start more brokers or lower the replication factor");
+        return false;
+    }
+
     /** Creates or updates SCRAM-SHA-512 user USER:PASSWORD (idempotent). */
     private static void scramUser(Admin admin, String spec) throws Exception {
         int colon = spec.indexOf(':');
@@ -145,14 +191,16 @@ public final class KafkaAdmin {
         System.out.println("scram user " + user + ": SCRAM-SHA-512 credential set");
     }
 
-    private static void ensure(Admin admin, int partitions, String retention, List<String> topics)
-            throws Exception {
+    private static void ensure(Admin admin, int partitions, String retention, List<String> topics,
+            int rf, String minIsr) throws Exception {
+        Map<String, String> cfg = new HashMap<>();
+        cfg.put("retention.ms", retention);
+        if (minIsr != null) cfg.put("min.insync.replicas", minIsr);
         Set<String> existing = admin.listTopics().names().get(30, TimeUnit.SECONDS);
         List<NewTopic> create = new ArrayList<>();
         for (String t : topics) {
             if (!existing.contains(t)) {
-                create.add(new NewTopic(t, partitions, (short) 1)
-                    .configs(Map.of("retention.ms", retention)));
+                create.add(new NewTopic(t, partitions, (short) rf).configs(cfg));
             }
         }
         if (!create.isEmpty()) {
@@ -172,6 +220,11 @@ public final class KafkaAdmin {
         Map<String, NewPartitions> grow = new HashMap<>();
         for (String t : topics) {
             int have = desc.get(t).partitions().size();
+            int replicas = desc.get(t).partitions().get(0).replicas().size();
+            if (replicas != rf) {
+                System.err.println("warning: topic " + t + " has replication factor " + replicas
+                    + ", not the " + rf + " asked; services.sh does not change it");
+            }
             if (have < partitions) {
                 grow.put(t, NewPartitions.increaseTo(partitions));
             } else if (have > partitions) {
@@ -189,11 +242,15 @@ public final class KafkaAdmin {
         Map<ConfigResource, Config> cfgs = admin.describeConfigs(res).all().get(30, TimeUnit.SECONDS);
         Map<ConfigResource, Collection<AlterConfigOp>> alter = new HashMap<>();
         for (var e : cfgs.entrySet()) {
-            ConfigEntry r = e.getValue().get("retention.ms");
-            if (r == null || !retention.equals(r.value())) {
-                alter.put(e.getKey(), List.of(new AlterConfigOp(
-                    new ConfigEntry("retention.ms", retention), AlterConfigOp.OpType.SET)));
+            List<AlterConfigOp> ops = new ArrayList<>();
+            for (var kv : cfg.entrySet()) {
+                ConfigEntry r = e.getValue().get(kv.getKey());
+                if (r == null || !kv.getValue().equals(r.value())) {
+                    ops.add(new AlterConfigOp(new ConfigEntry(kv.getKey(), kv.getValue()),
+                        AlterConfigOp.OpType.SET));
+                }
             }
+            if (!ops.isEmpty()) alter.put(e.getKey(), ops);
         }
         if (!alter.isEmpty()) {
             admin.incrementalAlterConfigs(alter).all().get(30, TimeUnit.SECONDS);
@@ -204,6 +261,8 @@ public final class KafkaAdmin {
             String how = create.stream().anyMatch(n -> n.name().equals(t)) ? "created"
                 : grow.containsKey(t) ? "partitions raised" : "exists";
             System.out.println("topic " + t + ": partitions=" + desc.get(t).partitions().size()
+                + " replication.factor=" + desc.get(t).partitions().get(0).replicas().size()
+                + (minIsr != null ? " min.insync.replicas=" + minIsr : "")
                 + " retention.ms=" + retention + " (" + how + ")");
         }
     }
