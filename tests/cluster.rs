@@ -17,7 +17,7 @@
 //! members of one shared cluster) and put every killed member back before they return. Figures
 //! (records/s, failover times) are printed on stderr as `FIGURE` lines (`--nocapture`).
 
-mod index_common;
+mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{TcpStream, UdpSocket};
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
 use ferroflow_engine::index::service::EsClient;
-use index_common::{bin, count_at, es_at, free_port, repo, stopped_field, tmpdir, Indexer};
+use common::index::{bin, count_at, es_at, free_port, repo, stopped_field, tmpdir, Indexer};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
