@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferroflow_engine::es::{template, TemplateSettings};
 use ferroflow_engine::index::rdkafka;
-use ferroflow_engine::index::{template, TemplateSettings};
 use index_common::*;
 
 fn install_template(prefix: &str) {

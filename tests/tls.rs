@@ -25,10 +25,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ferroflow_engine::es::{Auth, EsClient, EsSettings};
 use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
-use ferroflow_engine::index::service::EsClient;
-use ferroflow_engine::index::{Auth, EsSettings};
 use index_common::{bin, corpus_pcaps, tmpdir};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
