@@ -27,10 +27,10 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::index::{bin, count_at, es_at, free_port, repo, stopped_field, tmpdir, Indexer};
+use ferroflow_engine::es::EsClient;
 use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
-use ferroflow_engine::index::service::EsClient;
-use common::index::{bin, count_at, es_at, free_port, repo, stopped_field, tmpdir, Indexer};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::index::*;
+use ferroflow_engine::es::{template, TemplateSettings};
 use ferroflow_engine::index::rdkafka;
-use ferroflow_engine::index::{template, TemplateSettings};
 
 fn install_template(prefix: &str) {
     let t = template::index_template(

@@ -357,8 +357,7 @@ fn gzip_bulk_bodies_are_accepted() {
     if !services_up("gzip_bulk_bodies_are_accepted") {
         return;
     }
-    use ferroflow_engine::index::service::EsClient;
-    use ferroflow_engine::index::EsSettings;
+    use ferroflow_engine::es::{EsClient, EsSettings};
     let n = Names::new("gzip");
     let c = EsClient::new(
         &EsSettings {
@@ -382,5 +381,5 @@ fn gzip_bulk_bodies_are_accepted() {
     let again = c.bulk(body.as_bytes(), 50).unwrap().expect("errors:true");
     assert!(again
         .iter()
-        .all(|o| *o == ferroflow_engine::index::service::ItemOutcome::AlreadyWritten));
+        .all(|o| *o == ferroflow_engine::es::ItemOutcome::AlreadyWritten));
 }

@@ -26,10 +26,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::index::{bin, corpus_pcaps, tmpdir};
+use ferroflow_engine::es::{Auth, EsClient, EsSettings};
 use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
-use ferroflow_engine::index::service::EsClient;
-use ferroflow_engine::index::{Auth, EsSettings};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;

@@ -11,10 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferroflow_engine::es::{EsClient, EsSettings};
 use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
-use ferroflow_engine::index::service::EsClient;
-use ferroflow_engine::index::EsSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -358,7 +357,7 @@ pub fn synthetic_docs(n: &Names, count: usize) -> Vec<Doc> {
 
 pub fn ms_to_rfc3339(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
-    let (y, m, d) = ferroflow_engine::index::request_builder::civil_from_days(days);
+    let (y, m, d) = ferroflow_engine::es::naming::civil_from_days(days);
     let sod = ms.rem_euclid(86_400_000) / 1000;
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}000000Z",

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferroflow_engine::index::service::EsClient;
-use ferroflow_engine::index::EsSettings;
+use ferroflow_engine::es::{EsClient, EsSettings};
 
 use super::index::{free_port, tmpdir};
 use super::repo;

@@ -4,44 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How requests authenticate against the cluster.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Auth {
-    /// No `Authorization` header.
-    #[default]
-    None,
-    /// HTTP basic authentication.
-    Basic { user: String, password: String },
-    /// `Authorization: ApiKey <key>`, the key as Elasticsearch prints it (base64 of `id:key`).
-    ApiKey(String),
-}
-
-/// Where and how `_bulk` requests are sent.
-#[derive(Clone, Debug)]
-pub struct EsSettings {
-    /// Base URLs (`http://127.0.0.1:9200`); requests go round-robin, a failed one tries the next.
-    pub urls: Vec<String>,
-    pub auth: Auth,
-    /// PEM file with the CA certificate(s) to trust for `https://` URLs (instead of the
-    /// built-in web PKI roots).
-    pub ca: Option<PathBuf>,
-    /// Compress request bodies (`Content-Encoding: gzip`).
-    pub gzip: bool,
-    /// Whole-request timeout.
-    pub timeout: Duration,
-}
-
-impl Default for EsSettings {
-    fn default() -> Self {
-        EsSettings {
-            urls: vec!["http://127.0.0.1:9200".to_string()],
-            auth: Auth::None,
-            ca: None,
-            gzip: false,
-            timeout: Duration::from_secs(60),
-        }
-    }
-}
+use crate::es::{EsSettings, RetryPolicy, TemplateSettings};
 
 /// When a batch is sent: the first limit reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,47 +20,6 @@ impl Default for BatchLimits {
             max_docs: 5000,
             max_bytes: 5 * 1024 * 1024,
             max_wait: Duration::from_millis(1000),
-        }
-    }
-}
-
-/// Backoff between attempts of the items that failed with 429 / 5xx or a transport error.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub initial: Duration,
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(10),
-        }
-    }
-}
-
-/// The index template installed at start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TemplateSettings {
-    /// Install (or overwrite) `_index_template/<prefix>` at start.
-    pub install: bool,
-    pub shards: u32,
-    pub replicas: u32,
-    /// `index.refresh_interval`, e.g. `10s`.
-    pub refresh_interval: String,
-    /// `index.codec`: `default` or `best_compression`.
-    pub codec: String,
-}
-
-impl Default for TemplateSettings {
-    fn default() -> Self {
-        TemplateSettings {
-            install: true,
-            shards: 1,
-            replicas: 1,
-            refresh_interval: "10s".to_string(),
-            codec: "best_compression".to_string(),
         }
     }
 }

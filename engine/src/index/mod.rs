@@ -2,9 +2,11 @@
 //! and writes them to Elasticsearch / OpenSearch with `_bulk`, exactly once in the index.
 //!
 //! Split as Vector splits its sinks: [`config`] (settings), [`sink`] (consumer threads, sender
-//! pool, ordered offset storing), [`request_builder`] (NDJSON bodies from the message bytes),
-//! [`service`] (HTTP keep-alive pool, per-item results), [`retry`] (backoff), plus the
-//! [`template`], the [`dead_letter`] topic, the optional [`enrich`] stage and [`metrics`].
+//! pool, ordered offset storing, the dead-letter callback of the delivery loop),
+//! [`request_builder`] (NDJSON bodies from the message bytes), plus the [`dead_letter`] topic,
+//! the optional [`enrich`] stage and [`metrics`]. The HTTP client, the backoff, the index
+//! template, index naming and the delivery loop itself are [`crate::es`], shared with the
+//! collector's direct sink.
 //!
 //! Exactly-once in the index = at-least-once from Kafka (offsets stored only after every item
 //! of a batch is written or dead-lettered) + deterministic `_id`s
@@ -15,28 +17,24 @@ pub mod dead_letter;
 pub mod enrich;
 pub mod metrics;
 pub mod request_builder;
-pub mod retry;
-pub mod service;
 pub mod sink;
-pub mod template;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use config::{
-    Auth, BatchLimits, EnrichSettings, EsSettings, IndexSettings, RetryPolicy, TemplateSettings,
-};
+pub use crate::es::{Auth, EsSettings, RetryPolicy, TemplateSettings};
+pub use config::{BatchLimits, EnrichSettings, IndexSettings};
 pub use metrics::IndexMetrics;
 /// The Kafka client the engine is built with (for tools and tests that produce / inspect
 /// the topics with the same library version).
 pub use rdkafka;
 
+use crate::es::{template, BulkError, EsClient};
+use crate::kafka::{probe_brokers, BrokerProbe};
 use dead_letter::DeadLetterProducer;
 use enrich::Enricher;
-use retry::{sleep_unless, Backoff};
-use service::{BulkError, EsClient};
 use sink::{ConsumerLoop, SenderCtx};
 
 /// Why the indexer could not start.
@@ -82,26 +80,38 @@ pub fn install_template(
     s: &IndexSettings,
     stop: &AtomicBool,
 ) -> Result<(), IndexError> {
-    let body = template::index_template(&s.index_prefix, &s.template, s.data_streams);
-    let body = serde_json::to_vec(&body).expect("serialisable template");
     let path = format!(
         "/_index_template/{}",
         template::template_name(&s.index_prefix)
     );
-    start_request(client, "PUT", &path, Some(&body), "index template", stop)
+    template::install(
+        client,
+        &s.index_prefix,
+        &s.template,
+        s.data_streams,
+        stop,
+        |err, attempts| {
+            if let Some(why) = err.fatal_at_start() {
+                return Err(IndexError::Start(format!("index template: {why}")));
+            }
+            if !err.is_retryable() {
+                return Err(err.into());
+            }
+            if attempts % 5 == 0 {
+                tracing::warn!("index template {path}: {err}; retrying");
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| e.unwrap_or(IndexError::Stopped))
 }
 
 /// Without the template: `GET /` once at start, so that an untrusted certificate or wrong
 /// credentials stop the indexer at once instead of every bulk request retrying. Any other
 /// failure (cluster not reachable yet) is only logged: the bulk requests retry as before.
 pub fn probe_cluster(client: &EsClient) -> Result<(), IndexError> {
-    let err = match client.request("GET", "/", "application/json", None, false) {
-        Ok(r) if (200..300).contains(&r.status) => return Ok(()),
-        Ok(r) => BulkError::Status {
-            url: format!("{}/", client.first_url()),
-            status: r.status,
-            body: String::from_utf8_lossy(&r.body[..r.body.len().min(2048)]).into_owned(),
-        },
+    let err = match client.request_ok("GET", "/", None) {
+        Ok(_) => return Ok(()),
         Err(e) => e,
     };
     if let Some(why) = err.fatal_at_start() {
@@ -109,46 +119,6 @@ pub fn probe_cluster(client: &EsClient) -> Result<(), IndexError> {
     }
     tracing::warn!("cluster probe GET /: {err}; going on (bulk requests retry)");
     Ok(())
-}
-
-fn start_request(
-    client: &EsClient,
-    method: &str,
-    path: &str,
-    body: Option<&[u8]>,
-    what: &str,
-    stop: &AtomicBool,
-) -> Result<(), IndexError> {
-    let mut backoff = Backoff::new(
-        RetryPolicy {
-            initial: Duration::from_millis(200),
-            max: Duration::from_secs(5),
-        },
-        1,
-    );
-    loop {
-        let err = match client.request(method, path, "application/json", body, false) {
-            Ok(r) if (200..300).contains(&r.status) => return Ok(()),
-            Ok(r) => BulkError::Status {
-                url: format!("{}{path}", client.first_url()),
-                status: r.status,
-                body: String::from_utf8_lossy(&r.body[..r.body.len().min(2048)]).into_owned(),
-            },
-            Err(e) => e,
-        };
-        if let Some(why) = err.fatal_at_start() {
-            return Err(IndexError::Start(format!("{what}: {why}")));
-        }
-        if !err.is_retryable() {
-            return Err(err.into());
-        }
-        if backoff.attempts() % 5 == 0 {
-            tracing::warn!("{what} {path}: {err}; retrying");
-        }
-        if !sleep_unless(backoff.next_delay(), stop) {
-            return Err(IndexError::Stopped);
-        }
-    }
 }
 
 /// What the run did, for the closing log line.
@@ -180,27 +150,18 @@ impl Indexer {
         let client = EsClient::new(&settings.es, settings.in_flight)?;
         if settings.template.install {
             install_template(&client, &settings, &stop)?;
-            tracing::info!(
-                "index template {} installed for {}-*",
-                template::template_name(&settings.index_prefix),
-                settings.index_prefix
-            );
         } else {
             probe_cluster(&client)?;
         }
         // A TLS or SASL failure towards Kafka stops the start, named; brokers that do not
         // answer yet only get a warning (the consumers wait for them, as before).
         let brokers = &settings.brokers;
-        match crate::sink::kafka::probe_brokers(
-            brokers,
-            &settings.kafka_properties,
-            Duration::from_secs(10),
-        ) {
-            crate::sink::kafka::BrokerProbe::Answered => {}
-            crate::sink::kafka::BrokerProbe::Security(why) => {
+        match probe_brokers(brokers, &settings.kafka_properties, Duration::from_secs(10)) {
+            BrokerProbe::Answered => {}
+            BrokerProbe::Security(why) => {
                 return Err(IndexError::KafkaStart(format!("brokers {brokers}: {why}")))
             }
-            crate::sink::kafka::BrokerProbe::NoAnswer(why) => tracing::warn!(
+            BrokerProbe::NoAnswer(why) => tracing::warn!(
                 "kafka: brokers {brokers} did not answer within 10 s ({why}); going on"
             ),
         }

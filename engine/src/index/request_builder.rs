@@ -7,6 +7,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::es::naming::{day_of_ms, DailyName, Naming};
+use crate::es::BulkItems;
+
 /// One document of a batch: where it came from and where its lines are in the body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Item {
@@ -53,13 +56,18 @@ impl Batch {
     pub fn index_name(&self, i: usize) -> &str {
         std::str::from_utf8(&self.body[self.items[i].index.clone()]).unwrap_or("")
     }
+}
 
-    /// Appends the lines of the items `which` (a subset, for a retry) to `out`.
-    pub fn subset_body(&self, which: &[usize], out: &mut Vec<u8>) {
-        out.clear();
-        for &i in which {
-            out.extend_from_slice(&self.body[self.items[i].lines.clone()]);
-        }
+/// What the delivery loop sends again alone: an item's action and document lines.
+impl BulkItems for Batch {
+    fn count(&self) -> usize {
+        self.items.len()
+    }
+    fn body(&self) -> &[u8] {
+        &self.body
+    }
+    fn lines(&self, i: usize) -> &[u8] {
+        &self.body[self.items[i].lines.clone()]
     }
 }
 
@@ -85,70 +93,13 @@ pub fn protocol_of_topic(topic: &str) -> String {
         .collect()
 }
 
-/// `(year, month, day)` of a day number since 1970-01-01 (proleptic Gregorian).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Milliseconds since the epoch of a document's leading `{"@timestamp":"YYYY-MM-DDT..."`, the
-/// way the collector writes it (day precision is all an index name needs). `None` if the
-/// document does not start that way.
-pub fn leading_timestamp_day_ms(doc: &[u8]) -> Option<i64> {
-    let rest = doc.strip_prefix(b"{\"@timestamp\":\"")?;
-    let d = rest.get(..10)?;
-    if d[4] != b'-' || d[7] != b'-' {
-        return None;
-    }
-    let num = |r: Range<usize>| -> Option<i64> {
-        let mut v = 0i64;
-        for &b in &d[r] {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            v = v * 10 + i64::from(b - b'0');
-        }
-        Some(v)
-    };
-    let (y, m, day) = (num(0..4)?, num(5..7)? as u32, num(8..10)? as u32);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    Some(days_from_civil(y, m, day) * 86_400_000)
-}
-
-/// How documents are named and where they go.
-#[derive(Clone, Debug)]
-pub struct Naming {
-    pub prefix: String,
-    pub data_streams: bool,
-}
-
 /// Accumulates messages into a [`Batch`] until a limit is reached.
 pub struct RequestBuilder {
     naming: Naming,
     topics: Arc<[String]>,
     protocols: Vec<String>,
-    /// Per topic: the last day number and its index name, so the name is formatted once a day.
-    cache: Vec<Option<(i64, String)>>,
+    /// Per topic: the index name of the last day, so the name is formatted once a day.
+    cache: Vec<DailyName>,
     max_docs: usize,
     max_bytes: usize,
     next_seq: u64,
@@ -158,7 +109,7 @@ pub struct RequestBuilder {
 impl RequestBuilder {
     pub fn new(naming: Naming, topics: Arc<[String]>, max_docs: usize, max_bytes: usize) -> Self {
         let protocols = topics.iter().map(|t| protocol_of_topic(t)).collect();
-        let cache = vec![None; topics.len()];
+        let cache = vec![DailyName::default(); topics.len()];
         RequestBuilder {
             naming,
             topics,
@@ -181,31 +132,7 @@ impl RequestBuilder {
     /// The index (or data stream) a document of `topic` with timestamp `ts_ms` goes to.
     pub fn index_name(&mut self, topic: u16, ts_ms: i64) -> &str {
         let t = topic as usize;
-        let day = ts_ms.div_euclid(86_400_000);
-        let fresh = match &self.cache[t] {
-            Some((d, _)) => *d != day,
-            None => true,
-        };
-        if fresh {
-            let name = if self.naming.data_streams {
-                format!("{}-{}", self.naming.prefix, self.protocols[t])
-            } else {
-                let (y, m, d) = civil_from_days(day);
-                format!(
-                    "{}-{}-{:04}.{:02}.{:02}",
-                    self.naming.prefix,
-                    self.protocols[t],
-                    y.clamp(0, 9999),
-                    m,
-                    d
-                )
-            };
-            self.cache[t] = Some((day, name));
-        }
-        self.cache[t]
-            .as_ref()
-            .map(|(_, n)| n.as_str())
-            .unwrap_or("")
+        self.cache[t].get(&self.naming, &self.protocols[t], day_of_ms(ts_ms))
     }
 
     fn batch(&mut self) -> &mut Batch {
@@ -372,9 +299,11 @@ mod tests {
         assert_eq!(batch.index_name(0), "ff-netflow-2026.11.25");
         assert_eq!(batch.item_id(1), "custom.Topic-0-7");
         assert_eq!(batch.commit, vec![(0, 3, 43), (1, 0, 8)]);
-        let mut sub = Vec::new();
-        batch.subset_body(&[1], &mut sub);
-        assert!(sub.starts_with(b"{\"create\":{\"_index\":\"ff-custom_topic"));
+        assert_eq!(batch.count(), 2);
+        assert!(batch
+            .lines(1)
+            .starts_with(b"{\"create\":{\"_index\":\"ff-custom_topic"));
+        assert!(batch.lines(1).ends_with(b"2}\n"));
         assert_eq!(batch.seq, 0);
         assert!(b.is_empty());
     }
@@ -383,13 +312,5 @@ mod tests {
     fn data_stream_names() {
         let mut b = builder(true);
         assert_eq!(b.index_name(0, 1_795_600_800_000), "ff-netflow");
-    }
-
-    #[test]
-    fn leading_timestamp() {
-        let d = br#"{"@timestamp":"2026-11-25T10:00:00.000000000Z","x":1}"#;
-        assert_eq!(leading_timestamp_day_ms(d), Some(1_795_564_800_000));
-        assert_eq!(leading_timestamp_day_ms(br#"{"x":1}"#), None);
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
     }
 }

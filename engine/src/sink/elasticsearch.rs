@@ -3,10 +3,12 @@
 //! - Each worker builds `_bulk` bodies (`create` actions) in its own buffer; a batch is handed to
 //!   the worker's sender thread when it reaches `max_docs` / `max_bytes`, or when it is older than
 //!   `flush_interval` (checked at the end of every receive batch and on `tick`).
-//! - The sender thread posts it with the `ferroflow index` HTTP client ([`EsClient`]: TLS with a
-//!   private CA, basic auth or API key, gzip, round robin over URLs) and retries what failed with
+//! - The sender thread posts it with the HTTP client and the delivery loop `ferroflow index`
+//!   uses too ([`crate::es`]: [`EsClient`] with TLS with a private CA, basic auth or API key,
+//!   gzip, round robin over URLs; [`BulkSender::deliver`]), which retries what failed with
 //!   429 / 5xx / transport errors with exponential backoff, resending only those items with the
-//!   same `_id`s, so a retried item is never written twice (a 409 on retry counts as written).
+//!   same `_id`s, so a retried item is never written twice (a 409 on retry counts as written),
+//!   and sends a request the cluster finds too large (413) in halves.
 //! - Items the cluster rejects for good (400 mapping conflicts and the like) are counted as
 //!   `failed` and logged (rate limited) with the reason; there is no dead-letter topic without
 //!   Kafka.
@@ -30,11 +32,11 @@ use ferroflow_codecs::{FlowProtocol, FlowRecord};
 use ferroflow_tuning::{ElasticsearchConfig, FullPolicy};
 
 use super::{Sink, SinkCounters, SinkError, SinkFactory};
-use crate::index::config::{Auth, EsSettings, RetryPolicy, TemplateSettings};
-use crate::index::request_builder::civil_from_days;
-use crate::index::retry::{sleep_unless, Backoff};
-use crate::index::service::{BulkError, EsClient, ItemOutcome};
-use crate::index::template;
+use crate::es::naming::{day_of_ns, DailyName, Naming};
+use crate::es::{
+    template, Auth, Backoff, BulkError, BulkItems, BulkSender, EsClient, EsSettings, RateLimited,
+    Rejected, Report, RetryPolicy, TemplateSettings,
+};
 
 /// Receive-to-acknowledgement latencies kept between two `drain_latencies`.
 const LATENCY_SAMPLES: usize = 1024;
@@ -115,46 +117,29 @@ impl EsSinkFactory {
     pub fn connect(settings: EsSinkSettings) -> Result<Self, SinkError> {
         let client = EsClient::new(&settings.es, 2).map_err(|e| SinkError::Other(e.to_string()))?;
         if let Some(t) = &settings.template {
-            let body = template::index_template(&settings.index_prefix, t, false);
-            let body = serde_json::to_vec(&body).expect("serialisable template");
-            let path = format!(
-                "/_index_template/{}",
-                template::template_name(&settings.index_prefix)
-            );
             let deadline = Instant::now() + settings.connect_timeout;
-            let mut backoff = Backoff::new(
-                RetryPolicy {
-                    initial: Duration::from_millis(200),
-                    max: Duration::from_secs(5),
-                },
-                7,
-            );
-            loop {
-                let err = match client.request("PUT", &path, "application/json", Some(&body), false)
-                {
-                    Ok(r) if (200..300).contains(&r.status) => break,
-                    Ok(r) => BulkError::Status {
-                        url: format!("{}{path}", settings.es.urls[0]),
-                        status: r.status,
-                        body: String::from_utf8_lossy(&r.body[..r.body.len().min(1024)])
-                            .into_owned(),
-                    },
-                    Err(e) => e,
-                };
-                let refused = matches!(&err, BulkError::Status { status, .. }
+            let never = AtomicBool::new(false);
+            template::install(
+                &client,
+                &settings.index_prefix,
+                t,
+                false,
+                &never,
+                |err, _| {
+                    let refused = matches!(&err, BulkError::Status { status, .. }
                         if (400..500).contains(status) && *status != 429);
-                if refused || !err.is_retryable() || Instant::now() >= deadline {
-                    return Err(SinkError::Other(format!(
-                        "elasticsearch: installing the index template: {err}"
-                    )));
-                }
-                std::thread::sleep(backoff.next_delay());
-            }
-            tracing::info!(
-                "index template {} installed for {}-*",
-                template::template_name(&settings.index_prefix),
-                settings.index_prefix
-            );
+                    if refused || !err.is_retryable() || Instant::now() >= deadline {
+                        return Err(err);
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|e| {
+                let why = e.map_or_else(|| "stopped".to_string(), |e| e.to_string());
+                SinkError::Other(format!(
+                    "elasticsearch: installing the index template: {why}"
+                ))
+            })?;
         }
         let now = crate::now_ns();
         let run = format!("{:x}{:x}", now / 1_000_000, std::process::id());
@@ -178,7 +163,7 @@ impl SinkFactory for EsSinkFactory {
     fn make(&self, worker: usize, _workers: usize) -> Result<Box<dyn Sink>, SinkError> {
         let shared = Arc::new(Shared::default());
         let (tx, rx) = bounded::<Batch>(self.settings.queue_batches.max(1));
-        let sender = Sender_ {
+        let sender = SenderThread {
             client: self.client.clone(),
             retry: self.settings.retry,
             shared: shared.clone(),
@@ -195,6 +180,10 @@ impl SinkFactory for EsSinkFactory {
             settings: self.settings.clone(),
             id_prefix: format!("{}-{worker}-", self.run),
             next_id: 0,
+            naming: Naming {
+                prefix: self.settings.index_prefix.clone(),
+                data_streams: false,
+            },
             names: Default::default(),
             cur: Batch::new(&self.settings),
             tx: Some(tx),
@@ -230,6 +219,19 @@ struct Batch {
     started: Option<Instant>,
 }
 
+/// What the delivery loop sends again alone: an item's action and document lines.
+impl BulkItems for Batch {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn body(&self) -> &[u8] {
+        &self.body
+    }
+    fn lines(&self, i: usize) -> &[u8] {
+        self.item(i)
+    }
+}
+
 impl Batch {
     fn new(s: &EsSinkSettings) -> Batch {
         Batch {
@@ -255,8 +257,9 @@ pub struct EsSink {
     settings: EsSinkSettings,
     id_prefix: String,
     next_id: u64,
-    /// per group: the day number and its index name
-    names: [Option<(i64, String)>; 3],
+    naming: Naming,
+    /// per group: the index name of the last day
+    names: [DailyName; 3],
     cur: Batch,
     tx: Option<Sender<Batch>>,
     handle: Option<JoinHandle<()>>,
@@ -273,26 +276,6 @@ pub struct EsSink {
 }
 
 impl EsSink {
-    fn index_name(&mut self, g: usize, ts_ns: u64) -> &str {
-        let day = (ts_ns / 1_000_000_000 / 86_400) as i64;
-        if self.names[g].as_ref().is_none_or(|(d, _)| *d != day) {
-            let (y, m, d) = civil_from_days(day);
-            let name = format!(
-                "{}-{}-{:04}.{:02}.{:02}",
-                self.settings.index_prefix,
-                GROUPS[g],
-                y.clamp(0, 9999),
-                m,
-                d
-            );
-            self.names[g] = Some((day, name));
-        }
-        self.names[g]
-            .as_ref()
-            .map(|(_, n)| n.as_str())
-            .unwrap_or("")
-    }
-
     fn due(&self) -> bool {
         let b = &self.cur;
         b.len() >= self.settings.max_docs
@@ -375,21 +358,17 @@ impl Sink for EsSink {
         self.accepted += 1;
         let ts = record.timestamp_ns().unwrap_or_else(crate::now_ns);
         let g = group(record.protocol);
-        // the name is cached per day: one short copy per document, no formatting
-        let name_len = self.index_name(g, ts).len();
         let mut id = itoa::Buffer::new();
         let id = id.format(self.next_id);
         self.next_id += 1;
+        // the name is cached per day: one short copy per document, no formatting
+        let name = self.names[g].get(&self.naming, GROUPS[g], day_of_ns(ts));
         let b = &mut self.cur;
         if b.started.is_none() {
             b.started = Some(Instant::now());
         }
         b.body.extend_from_slice(b"{\"create\":{\"_index\":\"");
-        let name = self.names[g]
-            .as_ref()
-            .map(|(_, n)| n.as_bytes())
-            .unwrap_or(b"");
-        b.body.extend_from_slice(&name[..name_len]);
+        b.body.extend_from_slice(name.as_bytes());
         b.body.extend_from_slice(b"\",\"_id\":\"");
         b.body.extend_from_slice(self.id_prefix.as_bytes());
         b.body.extend_from_slice(id.as_bytes());
@@ -480,158 +459,74 @@ impl Drop for EsSink {
 }
 
 /// The sender thread of one worker.
-struct Sender_ {
+struct SenderThread {
     client: EsClient,
     retry: RetryPolicy,
     shared: Arc<Shared>,
     worker: usize,
 }
 
-impl Sender_ {
+impl SenderThread {
     fn run(self, rx: Receiver<Batch>) {
-        let mut scratch = Vec::new();
-        let mut last_warn: Option<Instant> = None;
-        let mut suppressed = 0u64;
+        let mut sender = BulkSender::new(
+            format!("worker {}: ", self.worker),
+            RateLimited::every(LOG_EVERY),
+        );
         let mut seq = 0u64;
         while let Ok(batch) = rx.recv() {
             seq += 1;
-            self.deliver(&batch, seq, &mut scratch, &mut last_warn, &mut suppressed);
+            let mut backoff = Backoff::new(self.retry, (self.worker as u64) << 32 ^ seq);
+            let mut counts = Counts {
+                shared: &self.shared,
+                worker: self.worker,
+            };
+            let s = &self.shared;
+            if sender.deliver(&self.client, &batch, &mut backoff, &s.abandon, &mut counts)
+                && !batch.recv.is_empty()
+            {
+                let now = crate::now_ns();
+                let mut l = s.latencies.lock().unwrap_or_else(|p| p.into_inner());
+                for &t in &batch.recv {
+                    if l.len() < LATENCY_SAMPLES {
+                        l.push(now.saturating_sub(t));
+                    }
+                }
+            }
         }
     }
+}
 
-    fn warn(&self, last: &mut Option<Instant>, suppressed: &mut u64, msg: impl FnOnce() -> String) {
-        if last.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
-            *last = Some(Instant::now());
+/// The direct sink's side of the delivery loop: written and already-there items count as
+/// delivered; items rejected for good count as failed and are logged (no dead-letter topic
+/// without Kafka).
+struct Counts<'a> {
+    shared: &'a Shared,
+    worker: usize,
+}
+
+impl Report for Counts<'_> {
+    fn written(&mut self, n: u64) {
+        self.shared.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn already_written(&mut self, n: u64) {
+        self.shared.delivered.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn rejected(&mut self, items: &[Rejected], log: &mut RateLimited) -> Result<(), String> {
+        self.shared
+            .failed
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        if let Some(s) = log.ready() {
             tracing::warn!(
-                "worker {}: {} ({suppressed} similar suppressed)",
+                "worker {}: {} documents rejected by the cluster (first: HTTP {}: {}) ({s} similar suppressed)",
                 self.worker,
-                msg()
+                items.len(),
+                items[0].status,
+                items[0].reason.chars().take(300).collect::<String>()
             );
-            *suppressed = 0;
-        } else {
-            *suppressed += 1;
         }
-    }
-
-    fn deliver(
-        &self,
-        batch: &Batch,
-        seq: u64,
-        scratch: &mut Vec<u8>,
-        last_warn: &mut Option<Instant>,
-        suppressed: &mut u64,
-    ) {
-        let n = batch.len();
-        let s = &self.shared;
-        let mut backoff = Backoff::new(self.retry, (self.worker as u64) << 32 ^ seq);
-        let mut todo: Vec<usize> = (0..n).collect();
-        while !todo.is_empty() {
-            if s.abandon.load(Ordering::Relaxed) {
-                return;
-            }
-            let body: &[u8] = if todo.len() == n {
-                &batch.body
-            } else {
-                scratch.clear();
-                for &i in &todo {
-                    scratch.extend_from_slice(batch.item(i));
-                }
-                scratch
-            };
-            let mut retry = Vec::new();
-            match self.client.bulk(body, todo.len()) {
-                Ok(None) => {
-                    s.delivered.fetch_add(todo.len() as u64, Ordering::Relaxed);
-                }
-                Ok(Some(outcomes)) => {
-                    let mut rejected = 0u64;
-                    let mut first_reason = None;
-                    for (k, o) in outcomes.into_iter().enumerate() {
-                        match o {
-                            ItemOutcome::Written | ItemOutcome::AlreadyWritten => {
-                                s.delivered.fetch_add(1, Ordering::Relaxed);
-                            }
-                            ItemOutcome::Retry { .. } => retry.push(todo[k]),
-                            ItemOutcome::Rejected { status, reason } => {
-                                rejected += 1;
-                                first_reason.get_or_insert((status, reason));
-                            }
-                        }
-                    }
-                    if rejected > 0 {
-                        s.failed.fetch_add(rejected, Ordering::Relaxed);
-                        let (status, reason) = first_reason.unwrap_or_default();
-                        self.warn(last_warn, suppressed, || {
-                            format!(
-                                "{rejected} documents rejected by the cluster (first: HTTP {status}: {})",
-                                reason.chars().take(300).collect::<String>()
-                            )
-                        });
-                    }
-                }
-                Err(BulkError::Status { status: 413, .. }) if todo.len() > 1 => {
-                    // too large: send it in halves (the loop below takes them one by one)
-                    let half = todo.split_off(todo.len() / 2);
-                    self.deliver_parts(batch, seq, [todo, half], scratch, last_warn, suppressed);
-                    return;
-                }
-                Err(e) if e.is_retryable() => {
-                    self.warn(last_warn, suppressed, || {
-                        format!(
-                            "bulk request of {} documents failed, retrying: {e}",
-                            todo.len()
-                        )
-                    });
-                    retry = todo.clone();
-                }
-                Err(e) => {
-                    s.failed.fetch_add(todo.len() as u64, Ordering::Relaxed);
-                    self.warn(last_warn, suppressed, || {
-                        format!("bulk request of {} documents refused: {e}", todo.len())
-                    });
-                }
-            }
-            if retry.is_empty() {
-                break;
-            }
-            if !sleep_unless(backoff.next_delay(), &s.abandon) {
-                return;
-            }
-            todo = retry;
-        }
-        if !batch.recv.is_empty() {
-            let now = crate::now_ns();
-            let mut l = s.latencies.lock().unwrap_or_else(|p| p.into_inner());
-            for &t in &batch.recv {
-                if l.len() < LATENCY_SAMPLES {
-                    l.push(now.saturating_sub(t));
-                }
-            }
-        }
-    }
-
-    fn deliver_parts(
-        &self,
-        batch: &Batch,
-        seq: u64,
-        parts: [Vec<usize>; 2],
-        scratch: &mut Vec<u8>,
-        last_warn: &mut Option<Instant>,
-        suppressed: &mut u64,
-    ) {
-        for part in parts {
-            let mut sub = Batch {
-                body: Vec::new(),
-                ends: Vec::with_capacity(part.len()),
-                recv: Vec::new(),
-                started: None,
-            };
-            for &i in &part {
-                sub.body.extend_from_slice(batch.item(i));
-                sub.ends.push(sub.body.len());
-            }
-            self.deliver(&sub, seq, scratch, last_warn, suppressed);
-        }
+        Ok(())
     }
 }
 
@@ -659,6 +554,51 @@ mod tests {
         assert_eq!(GROUPS[group(FlowProtocol::NetflowV9)], "netflow");
         assert_eq!(GROUPS[group(FlowProtocol::Ipfix)], "ipfix");
         assert_eq!(GROUPS[group(FlowProtocol::Sflow5)], "sflow");
+    }
+
+    /// The sender thread through the shared delivery loop against a scripted `_bulk` server:
+    /// a 413 splits, written and already-there items count as delivered, a rejected one as
+    /// failed, a 429 one is sent again alone; the batch's receive times give latencies.
+    #[test]
+    fn sender_counts_what_the_cluster_answered() {
+        use crate::es::testing::{bulk_server, items_response};
+        let (url, seen) = bulk_server(vec![
+            (413, "too large".into()),
+            (200, items_response(&[201, 400])),
+            (200, items_response(&[409, 429])),
+            (200, r#"{"errors":false}"#.into()),
+        ]);
+        let mut s = EsSinkSettings::from_config(&ElasticsearchConfig::default());
+        s.es.urls = vec![url];
+        let shared = Arc::new(Shared::default());
+        let sender = SenderThread {
+            client: EsClient::new(&s.es, 1).unwrap(),
+            retry: RetryPolicy {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            },
+            shared: shared.clone(),
+            worker: 0,
+        };
+        let mut b = Batch::new(&s);
+        for i in 0..4 {
+            b.body.extend_from_slice(
+                format!("{{\"create\":{{\"_index\":\"t\",\"_id\":\"d{i}\"}}}}\n{{}}\n").as_bytes(),
+            );
+            b.ends.push(b.body.len());
+        }
+        b.recv.push(crate::now_ns());
+        let (tx, rx) = bounded(1);
+        tx.send(b).unwrap();
+        drop(tx);
+        sender.run(rx);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[1].lines().count(), 4); // the first half
+        assert!(seen[3].contains("\"d3\"") && seen[3].lines().count() == 2);
+        assert_eq!(shared.delivered.load(Ordering::Relaxed), 3);
+        assert_eq!(shared.failed.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.latencies.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -33,9 +33,9 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::types::RDKafkaRespErr;
 
 use super::{Sink, SinkCounters, SinkError, SinkFactory};
+use crate::kafka::{code_of, describe_code, forward_log, MetadataProbe, RateLimit, LOG_EVERY};
 
 /// The rdkafka crate this sink is built with, for tools and tests that talk to the same
 /// cluster (admin client, consumer) with the same librdkafka.
@@ -48,8 +48,6 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_REPORT_EVENTS: usize = 256;
 /// Receive-to-acknowledgement latencies kept between two `drain_latencies` (a sample).
 const LATENCY_SAMPLES: usize = 1024;
-/// Least time between two warnings of the same kind.
-const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What the Kafka sink needs, resolved from `[output.kafka]`.
 #[derive(Debug, Clone)]
@@ -152,64 +150,6 @@ pub fn pick_partition(mine: &[i32], hash: u64) -> i32 {
     mine[(hash % mine.len() as u64) as usize]
 }
 
-/// Allows one message per `every`, counting what it held back.
-#[derive(Debug, Default)]
-struct RateLimit {
-    last_ms: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl RateLimit {
-    /// `Some(n)`: log now, `n` messages were held back since the last one.
-    fn allow(&self, every: Duration) -> Option<u64> {
-        let now = crate::now_ns() / 1_000_000;
-        let last = self.last_ms.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < every.as_millis() as u64 {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        self.last_ms.store(now.max(1), Ordering::Relaxed);
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
-    }
-}
-
-fn forward_log(who: &str, limit: &RateLimit, level: RDKafkaLogLevel, fac: &str, msg: &str) {
-    match level {
-        RDKafkaLogLevel::Emerg
-        | RDKafkaLogLevel::Alert
-        | RDKafkaLogLevel::Critical
-        | RDKafkaLogLevel::Error
-        | RDKafkaLogLevel::Warning => {
-            if let Some(n) = limit.allow(LOG_EVERY) {
-                let held = if n > 0 {
-                    format!(" ({n} more librdkafka warnings held back)")
-                } else {
-                    String::new()
-                };
-                tracing::warn!("{who}: librdkafka {fac}: {msg}{held}");
-            }
-        }
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-            tracing::info!("{who}: librdkafka {fac}: {msg}")
-        }
-        RDKafkaLogLevel::Debug => tracing::debug!("{who}: librdkafka {fac}: {msg}"),
-    }
-}
-
-fn code_of(e: &KafkaError) -> i32 {
-    e.rdkafka_error_code()
-        .map(|c| c as i32)
-        .unwrap_or(RDKafkaErrorCode::Fail as i32)
-}
-
-fn describe_code(code: i32) -> String {
-    match RDKafkaRespErr::try_from(code) {
-        // "MessageSizeTooLarge (Broker: Message size too large)"
-        Ok(e) => RDKafkaErrorCode::from(e).to_string(),
-        Err(_) => format!("error code {code}"),
-    }
-}
-
 /// The producer's context: delivery reports land here (on the worker's thread).
 struct KafkaContext {
     worker: usize,
@@ -302,124 +242,6 @@ impl ProducerContext for KafkaContext {
     }
 }
 
-/// Context of the short-lived client that checks the topics at start: logs, and keeps the
-/// first TLS or SASL failure so that the check can stop at once and name it.
-struct MetadataContext {
-    log_limit: RateLimit,
-    fatal: std::sync::Mutex<Option<String>>,
-}
-
-impl ClientContext for MetadataContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        forward_log("kafka", &self.log_limit, level, fac, log_message);
-        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
-            self.note(security_failure(None, log_message));
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!("kafka metadata check: {error}: {reason}");
-        self.note(security_failure(error.rdkafka_error_code(), reason));
-    }
-}
-
-impl MetadataContext {
-    fn new() -> Self {
-        MetadataContext {
-            log_limit: RateLimit::default(),
-            fatal: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn note(&self, why: Option<String>) {
-        if let Some(why) = why {
-            let mut f = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
-            f.get_or_insert(why);
-        }
-    }
-
-    fn fatal(&self) -> Option<String> {
-        self.fatal.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-/// A TLS handshake or SASL authentication failure is not a broker still starting: retrying
-/// until the start-up timeout would only hide it. Returns what to tell the operator.
-fn security_failure(code: Option<RDKafkaErrorCode>, reason: &str) -> Option<String> {
-    let tls = code == Some(RDKafkaErrorCode::SSL)
-        || reason.contains("SSL handshake failed")
-        || reason.contains("certificate verify failed");
-    let sasl = code == Some(RDKafkaErrorCode::Authentication)
-        || reason.contains("SASL authentication error");
-    match (tls, sasl) {
-        (true, _) => Some(format!(
-            "TLS handshake failed: {reason}; check ssl.ca.location (the PEM file of the CA that \
-             signed the brokers' certificates) and security.protocol"
-        )),
-        (false, true) => Some(format!(
-            "authentication failed: {reason}; check sasl.mechanism, sasl.username and \
-             sasl.password (and ssl.ca.location)"
-        )),
-        _ => None,
-    }
-}
-
-impl ProducerContext for MetadataContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
-}
-
-/// What [`probe_brokers`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BrokerProbe {
-    /// The brokers answered a metadata request.
-    Answered,
-    /// No answer within the timeout (brokers down or unreachable: may still come).
-    NoAnswer(String),
-    /// A TLS handshake or SASL authentication failure: waiting will not cure it.
-    Security(String),
-}
-
-/// Asks the brokers for the cluster's metadata, for at most `timeout`, with a short-lived
-/// client made of `bootstrap.servers` and `properties` (connection and security ones: give no
-/// consumer-only property), and stops at once on a TLS or SASL failure. For `ferroflow index`,
-/// whose consumers would otherwise retry such a failure for ever, logging warnings.
-pub fn probe_brokers(
-    brokers: &str,
-    properties: &[(String, String)],
-    timeout: Duration,
-) -> BrokerProbe {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", brokers);
-    for (k, v) in properties {
-        cc.set(k, v);
-    }
-    let client: BaseProducer<MetadataContext> = match cc.create_with_context(MetadataContext::new())
-    {
-        Ok(c) => c,
-        Err(e) => return BrokerProbe::NoAnswer(format!("client configuration: {e}")),
-    };
-    let deadline = Instant::now() + timeout;
-    let mut last = String::from("no answer");
-    loop {
-        client.poll(Duration::ZERO);
-        if let Some(why) = client.context().fatal() {
-            return BrokerProbe::Security(why);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return BrokerProbe::NoAnswer(last);
-        }
-        match client
-            .client()
-            .fetch_metadata(None, left.min(Duration::from_millis(500)))
-        {
-            Ok(_) => return BrokerProbe::Answered,
-            Err(e) => last = e.to_string(),
-        }
-    }
-}
-
 /// Creates one [`KafkaSink`] per worker, after checking at start that the brokers answer and
 /// every topic exists.
 pub struct KafkaSinkFactory {
@@ -450,8 +272,7 @@ impl KafkaSinkFactory {
         if !settings.properties.contains_key("allow.auto.create.topics") {
             cc.set("allow.auto.create.topics", "false");
         }
-        let client: BaseProducer<MetadataContext> = cc
-            .create_with_context(MetadataContext::new())
+        let probe = MetadataProbe::new(&cc)
             .map_err(|e| SinkError::Kafka(format!("producer configuration: {e}")))?;
         let deadline = Instant::now() + settings.metadata_timeout;
         let mut partitions = [0i32; 4];
@@ -460,7 +281,9 @@ impl KafkaSinkFactory {
                 partitions[i] = partitions[j];
                 continue;
             }
-            partitions[i] = topic_partitions(&client, topic, &brokers, deadline)?;
+            partitions[i] = probe
+                .topic_partitions(topic, &brokers, deadline)
+                .map_err(SinkError::Kafka)?;
             tracing::info!(
                 "kafka: topic {topic} has {} partition(s) (brokers {brokers})",
                 partitions[i]
@@ -482,65 +305,6 @@ impl KafkaSinkFactory {
     /// Partition count of each protocol's topic, as found at start.
     pub fn partitions(&self) -> [i32; 4] {
         self.partitions
-    }
-}
-
-/// The partition count of `topic`, waiting until `deadline` for the brokers to answer and for
-/// a leader to be known.
-fn topic_partitions(
-    client: &BaseProducer<MetadataContext>,
-    topic: &str,
-    brokers: &str,
-    deadline: Instant,
-) -> Result<i32, SinkError> {
-    let mut last = String::from("no answer");
-    loop {
-        // serves the error events (the context notes TLS / SASL failures)
-        client.poll(Duration::ZERO);
-        if let Some(why) = client.context().fatal() {
-            return Err(SinkError::Kafka(format!("brokers {brokers}: {why}")));
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(SinkError::Kafka(format!(
-                "brokers {brokers}: no usable metadata for topic {topic} within the start-up \
-                 timeout ({last}); are the brokers up and reachable?"
-            )));
-        }
-        // in short steps, so that a TLS / SASL failure noted meanwhile ends the wait
-        match client
-            .client()
-            .fetch_metadata(Some(topic), left.min(Duration::from_millis(500)))
-        {
-            Ok(md) => match md.topics().iter().find(|t| t.name() == topic) {
-                Some(t) => match t.error() {
-                    None if !t.partitions().is_empty() => {
-                        return Ok(t.partitions().len() as i32);
-                    }
-                    None => last = "topic has no partitions yet".into(),
-                    Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
-                        return Err(SinkError::Kafka(format!(
-                            "brokers {brokers}: topic {topic} does not exist; create it (with \
-                             at least as many partitions as workers) or change \
-                             [output.kafka.topics]"
-                        )));
-                    }
-                    Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) => {
-                        return Err(SinkError::Kafka(format!(
-                            "brokers {brokers}: not authorised to describe topic {topic}"
-                        )));
-                    }
-                    Some(e) => last = describe_code(e as i32),
-                },
-                None => last = "topic missing from the metadata answer".into(),
-            },
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(200).min(left));
-        client.poll(Duration::ZERO);
-        if let Some(why) = client.context().fatal() {
-            return Err(SinkError::Kafka(format!("brokers {brokers}: {why}")));
-        }
     }
 }
 
@@ -890,15 +654,6 @@ mod tests {
         // the same address hashes the same in every process and release (no random state):
         // changing the function moves exporters to other partitions, which reorders them
         assert_eq!(exporter_hash(v4), 0x8039_3182_6a22_88ea);
-    }
-
-    #[test]
-    fn rate_limit_lets_one_through_per_interval() {
-        let r = RateLimit::default();
-        assert_eq!(r.allow(Duration::from_secs(60)), Some(0));
-        assert_eq!(r.allow(Duration::from_secs(60)), None);
-        assert_eq!(r.allow(Duration::from_secs(60)), None);
-        assert_eq!(r.allow(Duration::ZERO), Some(2));
     }
 
     #[test]

@@ -6,11 +6,40 @@
 //! `*_milliseconds`, ... sent as RFC 3339 strings) -> `date`, other strings -> `keyword`,
 //! integers -> `long`. Date detection is off (a hex string such as `"2024"` must not turn a
 //! field into a date), and dynamic `ip` / `long` fields ignore malformed values, so one odd
-//! exporter cannot make documents bounce.
+//! exporter cannot make documents bounce. The same template serves `ferroflow index` and the
+//! collector's direct sink (`--output elasticsearch`).
+
+use std::sync::atomic::AtomicBool;
 
 use serde_json::{json, Map, Value};
 
-use super::config::TemplateSettings;
+use super::client::{BulkError, EsClient};
+use super::retry::start_request;
+
+/// The index template installed at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateSettings {
+    /// Install (or overwrite) `_index_template/<prefix>` at start.
+    pub install: bool,
+    pub shards: u32,
+    pub replicas: u32,
+    /// `index.refresh_interval`, e.g. `10s`.
+    pub refresh_interval: String,
+    /// `index.codec`: `default` or `best_compression`.
+    pub codec: String,
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        TemplateSettings {
+            install: true,
+            shards: 1,
+            replicas: 1,
+            refresh_interval: "10s".to_string(),
+            codec: "best_compression".to_string(),
+        }
+    }
+}
 
 /// Mapping types used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,6 +313,28 @@ pub fn index_template(prefix: &str, s: &TemplateSettings, data_streams: bool) ->
         t["data_stream"] = json!({});
     }
     t
+}
+
+/// Installs (or overwrites) the template of `<prefix>-*` (`PUT /_index_template/<name>`),
+/// retried as [`start_request`] does: `judge(error, attempts)` says which failures to wait out.
+/// Logs the installation.
+pub fn install<E>(
+    client: &EsClient,
+    prefix: &str,
+    s: &TemplateSettings,
+    data_streams: bool,
+    stop: &AtomicBool,
+    judge: impl FnMut(BulkError, u32) -> Result<(), E>,
+) -> Result<(), Option<E>> {
+    let body = index_template(prefix, s, data_streams);
+    let body = serde_json::to_vec(&body).expect("serialisable template");
+    let path = format!("/_index_template/{}", template_name(prefix));
+    start_request(client, "PUT", &path, Some(&body), stop, 1, judge)?;
+    tracing::info!(
+        "index template {} installed for {prefix}-*",
+        template_name(prefix)
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,11 +1,34 @@
 //! Retry policy (the Vector split's `retry`): exponential backoff with jitter between attempts
-//! of the items that failed with 429 / 5xx or a transport error, and a sleep that a shutdown
-//! deadline can cut short.
+//! of the items that failed with 429 / 5xx or a transport error, a sleep that a shutdown
+//! deadline can cut short, and the start-up requests (template, cluster probe) retried while
+//! the cluster is not there yet.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::config::RetryPolicy;
+use super::client::{BulkError, EsClient};
+
+/// Backoff between attempts of the items that failed with 429 / 5xx or a transport error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The backoff of start-up requests: 200 ms growing to 5 s.
+pub const START_RETRY: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(5),
+};
 
 /// Backoff state of one batch.
 #[derive(Debug, Clone)]
@@ -60,6 +83,31 @@ pub fn sleep_unless(d: Duration, abandon: &AtomicBool) -> bool {
             return true;
         }
         std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// Sends one start-up request (`method path`, JSON `body`) until the cluster answers it with a
+/// 2xx, waiting [`START_RETRY`]'s backoff (seeded with `seed`) between attempts. After each
+/// failure `judge(error, attempts so far)` decides: `Ok(())` waits and tries again, `Err(e)`
+/// ends with `Err(Some(e))`, the caller's error. `stop` cuts a wait short: `Err(None)`.
+pub fn start_request<E>(
+    client: &EsClient,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    stop: &AtomicBool,
+    seed: u64,
+    mut judge: impl FnMut(BulkError, u32) -> Result<(), E>,
+) -> Result<(), Option<E>> {
+    let mut backoff = Backoff::new(START_RETRY, seed);
+    loop {
+        match client.request_ok(method, path, body) {
+            Ok(_) => return Ok(()),
+            Err(err) => judge(err, backoff.attempts()).map_err(Some)?,
+        }
+        if !sleep_unless(backoff.next_delay(), stop) {
+            return Err(None);
+        }
     }
 }
 

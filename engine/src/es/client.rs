@@ -1,8 +1,9 @@
 //! The HTTP side (the Vector split's `service`): one `ureq` agent whose keep-alive pool is
-//! shared by every sender thread, `_bulk` requests with optional gzip, and the per-item results
-//! of the response.
+//! shared by every sender thread, TLS with a private CA, basic auth or API key, `_bulk` requests
+//! with optional gzip, and the per-item results of the response classified the Vector way.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,44 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::config::{Auth, EsSettings};
+/// How requests authenticate against the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Auth {
+    /// No `Authorization` header.
+    #[default]
+    None,
+    /// HTTP basic authentication.
+    Basic { user: String, password: String },
+    /// `Authorization: ApiKey <key>`, the key as Elasticsearch prints it (base64 of `id:key`).
+    ApiKey(String),
+}
+
+/// Where and how `_bulk` requests are sent.
+#[derive(Clone, Debug)]
+pub struct EsSettings {
+    /// Base URLs (`http://127.0.0.1:9200`); requests go round-robin, a failed one tries the next.
+    pub urls: Vec<String>,
+    pub auth: Auth,
+    /// PEM file with the CA certificate(s) to trust for `https://` URLs (instead of the
+    /// built-in web PKI roots).
+    pub ca: Option<PathBuf>,
+    /// Compress request bodies (`Content-Encoding: gzip`).
+    pub gzip: bool,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+}
+
+impl Default for EsSettings {
+    fn default() -> Self {
+        EsSettings {
+            urls: vec!["http://127.0.0.1:9200".to_string()],
+            auth: Auth::None,
+            ca: None,
+            gzip: false,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
 
 /// Why a request as a whole did not produce per-item results.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +93,8 @@ impl BulkError {
     }
 
     /// At start, errors that waiting will not cure: a certificate that is not trusted, wrong
-    /// credentials (401) or a user without the rights (403). Returns what to tell the operator.
+    /// credentials (401) or a user without the rights (403). Returns what to tell the operator
+    /// (naming `ferroflow index`'s flags: only the indexer asks).
     pub fn fatal_at_start(&self) -> Option<String> {
         match self {
             BulkError::Tls { .. } => Some(format!(
@@ -108,7 +147,7 @@ pub enum ItemOutcome {
     AlreadyWritten,
     /// 429 / 5xx: send it again.
     Retry { status: u16 },
-    /// Any other error: final, goes to the dead-letter topic with the reason.
+    /// Any other error: final (the indexer sends it to the dead-letter topic with the reason).
     Rejected { status: u16, reason: String },
 }
 
@@ -305,6 +344,25 @@ impl EsClient {
             .read_to_vec()
             .map_err(transport)?;
         Ok(Reply { status, body })
+    }
+
+    /// One request whose answer must be a 2xx: any other status is a [`BulkError::Status`]
+    /// (with the first 2 KiB of the body).
+    pub fn request_ok(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, BulkError> {
+        let r = self.request(method, path, "application/json", body, false)?;
+        if (200..300).contains(&r.status) {
+            return Ok(r);
+        }
+        Err(BulkError::Status {
+            url: format!("{}{path}", self.first_url()),
+            status: r.status,
+            body: String::from_utf8_lossy(&r.body[..r.body.len().min(2048)]).into_owned(),
+        })
     }
 
     /// POST a `_bulk` body of `n` items; per-item outcomes or a whole-request error.
