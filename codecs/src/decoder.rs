@@ -2232,7 +2232,7 @@ mod tests {
         assert_eq!(d.stats().datagrams_record_capped, 1);
         // the default fits a full v5 datagram and a jumbo frame of small IPFIX records
         let cap = DecoderConfig::default().max_records_per_datagram;
-        assert!(cap >= 30 && cap >= 9000 / 16, "{cap}");
+        assert!(cap >= 9000 / 16, "{cap}");
     }
 
     #[test]
