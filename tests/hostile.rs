@@ -240,6 +240,23 @@ fn legit_records(first: u16, n: u16) -> Vec<u8> {
     b
 }
 
+/// CPU time (user + system) the process has used, in microseconds. Printed per datagram by
+/// the floods below, for the record (timings are measured by `benches/decode.rs`'s `spoofed`
+/// group, not asserted).
+fn cpu_us(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the command's closing parenthesis: utime and stime are the 12th and 13th
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000 / hz
+}
+
 /// Wait (bounded) until the collector has received `n` datagrams.
 fn wait_received(c: &Collector, n: u64, within: Duration) {
     let t0 = Instant::now();
@@ -399,6 +416,7 @@ fn source_port_churn_spares_the_legitimate_exporter() {
     let dir = temp_dir("churn");
     let out = dir.join("out.jsonl");
     let c = start_default(&out);
+    let cpu_start = cpu_us(c.child.id());
     let good = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     good.send_to(
         &ipfix_msg(0, 1, now_secs(), &[(2, legit_template())]),
@@ -434,6 +452,11 @@ fn source_port_churn_spares_the_legitimate_exporter() {
     settle();
     let quota = c.metric("ferroflow_exporters_evicted_ip_quota_total");
     let misses = c.metric("ferroflow_template_misses_total");
+    let cpu = cpu_us(c.child.id()) - cpu_start;
+    println!(
+        "{ports} source ports: {quota} evicted by the quota; collector CPU {} us per datagram (debug build, metrics scrapes included)",
+        cpu / sent.max(1)
+    );
     let (status, err) = c.stop();
     assert!(status.success(), "{err}");
     assert!(ports >= 9_000, "only {ports} ports bound");
@@ -451,6 +474,75 @@ fn source_port_churn_spares_the_legitimate_exporter() {
         from_good,
         usize::from(good_records),
         "legitimate records lost ({misses} template misses)"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// 200,000 datagrams from distinct sources used to take 40 us each (a linear scan per
+/// eviction) and could evict any exporter: at the default caps, 25,000 spoofed sources (more
+/// than `max_exporters` per worker) churn the newcomers while an established exporter, idle
+/// through the whole flood, keeps its template: its data after the flood all arrives.
+#[test]
+fn distinct_source_flood_spares_an_established_exporter() {
+    let dir = temp_dir("sources");
+    let out = dir.join("out.jsonl");
+    let c = start_default(&out);
+    let pid = c.child.id();
+    let good = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    // template and data twice: an established exporter
+    let first = ipfix_msg(
+        0,
+        1,
+        now_secs(),
+        &[(2, legit_template()), (300, legit_records(0, 5))],
+    );
+    good.send_to(&first, c.addr()).unwrap();
+    let pkt = ipfix_msg(5, 1, now_secs(), &[(300, legit_records(5, 5))]);
+    good.send_to(&pkt, c.addr()).unwrap();
+    let mut sent = 2u64;
+    wait_received(&c, sent, Duration::from_secs(10));
+    let cpu_start = cpu_us(pid);
+    let rss_start = rss_kib(pid);
+    // an empty IPFIX message: state for a new exporter, no document
+    let flood = ipfix_msg(1, 0, now_secs(), &[]);
+    let n = 25_000u32;
+    for i in 0..n {
+        let src = format!("127.23.{}.{}:0", i / 250, 1 + i % 250);
+        let s = std::net::UdpSocket::bind(&src).unwrap();
+        s.send_to(&flood, c.addr()).unwrap();
+        sent += 1;
+        if i % 250 == 249 {
+            wait_received(&c, sent, Duration::from_secs(20));
+        }
+    }
+    wait_received(&c, sent, Duration::from_secs(30));
+    let cpu = cpu_us(pid) - cpu_start;
+    // after the flood: data only
+    let pkt = ipfix_msg(10, 1, now_secs(), &[(300, legit_records(10, 5))]);
+    good.send_to(&pkt, c.addr()).unwrap();
+    sent += 1;
+    wait_received(&c, sent, Duration::from_secs(10));
+    settle();
+    let evicted = c.metric("ferroflow_exporters_evicted_total");
+    let peak = rss_kib(pid);
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    // 10,000 exporters per worker at most: with two workers at least 5,000 evicted
+    assert!(evicted >= u64::from(n) - 2 * 10_000, "evicted: {evicted}");
+    let docs = read_jsonl(&out);
+    let from_good = docs
+        .iter()
+        .filter(|d| d["observer"]["ip"] == "127.0.0.2")
+        .count();
+    assert_eq!(from_good, 15, "the established exporter's records lost");
+    assert_eq!(docs.len(), 15);
+    assert!(
+        peak < rss_start + 128 * 1024,
+        "RSS grew from {rss_start} KiB to {peak} KiB"
+    );
+    println!(
+        "{n} spoofed sources: {evicted} exporters evicted, RSS {rss_start} -> {peak} KiB, collector CPU {} us per datagram (debug build)",
+        cpu / u64::from(n)
     );
     let _ = std::fs::remove_dir_all(dir);
 }
