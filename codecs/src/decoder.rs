@@ -316,6 +316,8 @@ pub struct Decoder {
     state_bytes_total: usize,
     fields_buf: Vec<WireField>,
     new_keys: Vec<TKey>,
+    /// whether the exporter of the datagram being decoded is on probation
+    on_probation: bool,
 }
 
 /// Per-datagram limits and counts of [`Decoder::emit`].
@@ -327,8 +329,6 @@ struct Emit {
     lo: u64,
     hi: u64,
     now: u64,
-    /// records and counter samples emitted in this datagram
-    emitted: u64,
     /// whether the budget ran out
     capped: bool,
 }
@@ -348,7 +348,6 @@ impl Emit {
                 f => now_ns.saturating_add(ms(f)),
             },
             now: now_ns,
-            emitted: 0,
             capped: false,
         }
     }
@@ -480,7 +479,7 @@ impl Decoder {
         if em.capped {
             self.stats.datagrams_record_capped += 1;
         }
-        if em.emitted > 0 {
+        if self.on_probation && em.budget < self.cfg.max_records_per_datagram {
             self.promote(exporter);
         }
         if self.state_bytes_total > self.cfg.max_state_bytes_total {
@@ -489,23 +488,23 @@ impl Decoder {
         r
     }
 
-    /// The state of `a`, created (within the bounds) if new, and marked as just seen.
-    fn state(&mut self, a: SocketAddr, now_ns: u64) -> &mut ExporterState {
-        if self.exporters.protected.contains_key(&a) {
-            let st = self.exporters.protected.to_back(&a).expect("present");
+    /// The state of `a`, created (within the bounds) if new, marked as just seen (one lookup
+    /// for a known exporter: callers take it with `exporters.get_mut` afterwards).
+    fn state(&mut self, a: SocketAddr, now_ns: u64) {
+        if let Some(st) = self.exporters.protected.to_back(&a) {
             st.last_seen_ns = st.last_seen_ns.max(now_ns);
-            return st;
+            self.on_probation = false;
+            return;
         }
-        if !self.exporters.probation.contains_key(&a) {
-            self.admit(a);
+        self.on_probation = true;
+        if let Some(st) = self.exporters.probation.to_back(&a) {
+            st.last_seen_ns = st.last_seen_ns.max(now_ns);
+            return;
         }
-        let st = self
-            .exporters
-            .probation
-            .to_back(&a)
-            .expect("present or admitted");
-        st.last_seen_ns = st.last_seen_ns.max(now_ns);
-        st
+        self.admit(a);
+        if let Some(st) = self.exporters.probation.get_mut(&a) {
+            st.last_seen_ns = now_ns;
+        }
     }
 
     /// Make room for the new exporter `a` (its address's quota, then the count) and add it.
@@ -620,7 +619,24 @@ impl Decoder {
         stats: &mut DecodeStats,
         total: &mut usize,
     ) -> &'s mut Domain {
-        if !st.domains.contains_key(&key) {
+        Self::touch_domain(st, key, now_ns, cfg, stats, total);
+        st.domains.get_mut(&key).expect("present or inserted")
+    }
+
+    /// [`Decoder::domain`] without the result: one lookup for a known domain.
+    fn touch_domain(
+        st: &mut ExporterState,
+        key: DKey,
+        now_ns: u64,
+        cfg: &DecoderConfig,
+        stats: &mut DecodeStats,
+        total: &mut usize,
+    ) {
+        if let Some(d) = st.domains.to_back(&key) {
+            d.seen_ns = d.seen_ns.max(now_ns);
+            return;
+        }
+        {
             while st.domains.len() >= cfg.max_domains_per_exporter.max(1) {
                 let Some((_, d)) = st.domains.pop_front() else {
                     break;
@@ -641,11 +657,14 @@ impl Decoder {
             }
             st.state_bytes += cost;
             *total += cost;
-            st.domains.insert(key, d);
+            st.domains.insert(
+                key,
+                Domain {
+                    seen_ns: now_ns,
+                    ..d
+                },
+            );
         }
-        let d = st.domains.to_back(&key).expect("present or inserted");
-        d.seen_ns = d.seen_ns.max(now_ns);
-        d
     }
 
     fn seq_gap(stats: &mut DecodeStats, d: &mut Domain, seq: u32, advance: u32) {
@@ -681,7 +700,6 @@ impl Decoder {
             crate::record::RecordKind::Flow => stats.records[rec.protocol.index()] += 1,
             crate::record::RecordKind::Counters => stats.counter_samples += 1,
         }
-        em.emitted += 1;
         f(rec);
     }
 
@@ -823,10 +841,11 @@ impl Decoder {
             state_bytes_total,
             fields_buf,
             new_keys,
+            ..
         } = self;
         let st = exporters.get_mut(&exporter).expect("state created above");
         let dkey = (version, hdr.domain);
-        Self::domain(st, dkey, now_ns, cfg, stats, state_bytes_total);
+        Self::touch_domain(st, dkey, now_ns, cfg, stats, state_bytes_total);
         let mut last_err = None;
 
         // expire held data of this exporter
