@@ -26,6 +26,13 @@
 //!   records built with the encoders (the target: >= 20 M records/s decode and >= 3 M
 //!   records/s decode+JSON per core for fixed-length v9/IPFIX templates).
 //! - `json/<case>`: the JSON encoder alone, on records built once before the loop.
+//! - `spoofed/<case>`: a worker's decoder under a spoofed-source flood, in datagrams per
+//!   second: every datagram comes from a source it has never seen, with the exporter table
+//!   full (10,000 exporters, default bounds), so each one admits a new exporter and evicts the
+//!   least recently seen. `v5_new_address`: a NetFlow v5 datagram of 30 records from a new
+//!   address; `v5_new_port`: from new ports of one address (the per-address quota evicts);
+//!   `ipfix_templates_new_address`: an IPFIX message with a 64-field template set and a data
+//!   set from a new address (a compile and a state eviction per datagram).
 //!
 //! On a shared machine, `FERROFLOW_BENCH_CLOCK=cpu` measures the benchmark thread's CPU time
 //! (`/proc/thread-self/schedstat`, read after a `sched_yield` so the kernel's count is current)
@@ -410,6 +417,83 @@ fn bench_decode<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+/// NetFlow v5 datagram of 30 records.
+fn v5_datagram() -> Vec<u8> {
+    let mut b = vec![0u8; 24 + 30 * 48];
+    b[1] = 5;
+    b[3] = 30;
+    b[8..12].copy_from_slice(&1_700_000_000u32.to_be_bytes());
+    for i in 0..30 {
+        b[24 + i * 48] = 10;
+        b[24 + i * 48 + 3] = i as u8;
+        b[24 + i * 48 + 38] = 6;
+    }
+    b
+}
+
+/// IPFIX message: one template of 64 four-byte fields, and one record of it.
+fn ipfix_template_datagram() -> Vec<u8> {
+    let mut t = 256u16.to_be_bytes().to_vec();
+    t.extend_from_slice(&64u16.to_be_bytes());
+    for f in 0..64u16 {
+        t.extend_from_slice(&(f + 1).to_be_bytes());
+        t.extend_from_slice(&4u16.to_be_bytes());
+    }
+    let mut b = vec![0, 10, 0, 0];
+    b.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0]);
+    for (id, body) in [(2u16, t), (256, vec![1; 256])] {
+        b.extend_from_slice(&id.to_be_bytes());
+        b.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+        b.extend_from_slice(&body);
+    }
+    let len = b.len() as u16;
+    b[2..4].copy_from_slice(&len.to_be_bytes());
+    b
+}
+
+fn bench_spoofed<M: Measurement>(c: &mut Criterion<M>) {
+    let mut g = c.benchmark_group("spoofed");
+    g.throughput(Throughput::Elements(1));
+    type Source = fn(u32) -> SocketAddr;
+    let new_address: Source =
+        |n| SocketAddr::new(std::net::Ipv4Addr::from(0x0a00_0000 + n).into(), 2055);
+    let new_port: Source = |n| {
+        SocketAddr::new(
+            std::net::Ipv4Addr::new(192, 0, 2, 9).into(),
+            1024 + (n % 60_000) as u16,
+        )
+    };
+    let cases: [(&str, Vec<u8>, Source); 3] = [
+        ("v5_new_address", v5_datagram(), new_address),
+        ("v5_new_port", v5_datagram(), new_port),
+        (
+            "ipfix_templates_new_address",
+            ipfix_template_datagram(),
+            new_address,
+        ),
+    ];
+    for (name, pkt, source) in cases {
+        let mut d = Decoder::new(DecoderConfig::default());
+        // a full table: 10,000 exporters, each seen once
+        let mut n = 0u32;
+        while n < 10_000 {
+            let _ = d.decode(new_address(1 << 24 | n), NOW_NS, &pkt, &mut |_| {});
+            n += 1;
+        }
+        g.bench_function(BenchmarkId::new(name, "decode"), |b| {
+            b.iter(|| {
+                n = n.wrapping_add(1);
+                let _ = d.decode(source(n), NOW_NS, &pkt, &mut |r| {
+                    black_box(r.bytes);
+                });
+            })
+        });
+        assert!(d.exporters() <= 10_000);
+    }
+    g.finish();
+}
+
 /// A compiled template from the encoder's representation.
 fn compile(version: u16, t: &ipfix::TemplateRepr) -> Template {
     let fields: Vec<WireField> = t
@@ -593,6 +677,7 @@ fn main() {
         let mut c = config(Criterion::default().with_measurement(ThreadCpuTime));
         bench_decode(&mut c);
         bench_json(&mut c);
+        bench_spoofed(&mut c);
         c.final_summary();
     } else {
         if cpu {
@@ -601,6 +686,7 @@ fn main() {
         let mut c = config(Criterion::default());
         bench_decode(&mut c);
         bench_json(&mut c);
+        bench_spoofed(&mut c);
         c.final_summary();
     }
 }

@@ -351,8 +351,11 @@ fn send(v: &Veth, frames: &[Vec<u8>]) {
     });
 }
 
-/// sFlow's export time is the receive time: take it (and a receive-time @timestamp) out.
+/// sFlow's export time is the receive time: take it (and a receive-time @timestamp) out;
+/// a replayed capture's records older than the decoder's window have the receive time as
+/// @timestamp: put their own time back.
 fn normalise(mut d: Value) -> String {
+    unclamp(&mut d);
     if d["flow"]["protocol"] == "sflow5" {
         d["flow"].as_object_mut().unwrap().remove("export_time");
         if d["event"].get("end").is_none() {

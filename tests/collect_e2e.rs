@@ -15,6 +15,9 @@ use serde_json::Value;
 /// Make a document comparable across decode and collect: the exporter is the loopback
 /// sender standing in for the original one, and sFlow's export time is the receive time.
 fn normalise(mut d: Value, map: &HashMap<SocketAddr, SocketAddr>) -> String {
+    // a capture's records older than the decoder's window have the receive time as
+    // @timestamp when replayed live: their own time back
+    unclamp(&mut d);
     let ip: std::net::IpAddr = d["observer"]["ip"].as_str().unwrap().parse().unwrap();
     let port = d["flow"]["exporter_port"].as_u64().unwrap() as u16;
     if let Some(to) = map.get(&SocketAddr::new(ip, port)) {

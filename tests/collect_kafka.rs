@@ -650,6 +650,15 @@ fn topic_of(doc: &Value, topics: [&str; 3]) -> String {
 /// it is the export time): the capture time in `decode`, the receive time in `collect`.
 /// Returns the export time removed, if any.
 fn normalise(doc: &mut Value, exporter: SocketAddr) -> Option<String> {
+    // a capture's records older than the decoder's window have the receive time as
+    // @timestamp when replayed live: their own time back
+    if let Some(t) = doc
+        .get_mut("netflow")
+        .and_then(|n| n.as_object_mut())
+        .and_then(|n| n.remove("original_timestamp"))
+    {
+        doc["@timestamp"] = t;
+    }
     doc["observer"]["ip"] = Value::String(exporter.ip().to_string());
     doc["flow"]["exporter_port"] = Value::from(exporter.port());
     if doc["flow"]["protocol"] == "sflow5" {

@@ -1,6 +1,9 @@
 //! Hostile input at the collector: datagrams from outside the exporter allow-list produce
 //! nothing but a counter; a template flood from 10,000 spoofed loopback sources stays within
-//! the configured state bounds while an allowed exporter's records all arrive.
+//! the configured state bounds while an allowed exporter's records all arrive. At the default
+//! caps: a flood of template bytes and of distinct domains keeps the RSS bounded, source-port
+//! churn from one address spares another exporter's templates, exporter times outside the
+//! window take the receive time, a datagram yields at most so many records.
 
 mod common;
 
@@ -177,6 +180,462 @@ fn template_flood_from_10000_sources_stays_bounded() {
         "allowed exporter's records lost"
     );
     println!("RSS {rss_start} KiB -> peak {peak} KiB; {evicted} exporter states evicted");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---- bounds on per-source state, records and times (issue 16), at the default caps ---------
+
+/// IPFIX message of `n` templates of 64 four-byte fields, ids from `first`, observation
+/// domain `domain`.
+fn templates(seq: u32, domain: u32, first: u16, n: u16) -> Vec<u8> {
+    let mut sets = Vec::new();
+    for t in 0..n {
+        sets.extend_from_slice(&(first + t).to_be_bytes());
+        sets.extend_from_slice(&64u16.to_be_bytes());
+        for f in 0..64u16 {
+            sets.extend_from_slice(&(f + 1).to_be_bytes());
+            sets.extend_from_slice(&4u16.to_be_bytes());
+        }
+    }
+    ipfix_msg(seq, domain, 1_700_000_000, &[(2, sets)])
+}
+
+/// IPFIX message with the given sets.
+fn ipfix_msg(seq: u32, domain: u32, export_secs: u32, sets: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut b = vec![0, 10, 0, 0];
+    b.extend_from_slice(&export_secs.to_be_bytes());
+    b.extend_from_slice(&seq.to_be_bytes());
+    b.extend_from_slice(&domain.to_be_bytes());
+    for (id, body) in sets {
+        b.extend_from_slice(&id.to_be_bytes());
+        b.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+        b.extend_from_slice(body);
+    }
+    let len = b.len() as u16;
+    b[2..4].copy_from_slice(&len.to_be_bytes());
+    b
+}
+
+/// The legitimate exporter's IPFIX template 300: source and destination address, ports,
+/// protocol, octets.
+fn legit_template() -> Vec<u8> {
+    let mut t = 300u16.to_be_bytes().to_vec();
+    t.extend_from_slice(&6u16.to_be_bytes());
+    for (id, len) in [(8u16, 4u16), (12, 4), (7, 2), (11, 2), (4, 1), (1, 8)] {
+        t.extend_from_slice(&id.to_be_bytes());
+        t.extend_from_slice(&len.to_be_bytes());
+    }
+    t
+}
+
+/// `n` records of template 300, numbered from `first` (in the destination port).
+fn legit_records(first: u16, n: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    for i in 0..n {
+        b.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2, 0x30, 0x39]);
+        b.extend_from_slice(&(first + i).to_be_bytes());
+        b.push(6);
+        b.extend_from_slice(&1000u64.to_be_bytes());
+    }
+    b
+}
+
+/// CPU time (user + system) the process has used, in microseconds. Printed per datagram by
+/// the floods below, for the record (timings are measured by `benches/decode.rs`'s `spoofed`
+/// group, not asserted).
+fn cpu_us(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the command's closing parenthesis: utime and stime are the 12th and 13th
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000 / hz
+}
+
+/// Wait (bounded) until the collector has received `n` datagrams.
+fn wait_received(c: &Collector, n: u64, within: Duration) {
+    let t0 = Instant::now();
+    while c.metric("ferroflow_packets_received_total") < n {
+        assert!(t0.elapsed() < within, "not all of {n} datagrams received");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn start_default(out: &std::path::Path) -> Collector {
+    Collector::start(&["--output", &format!("file:{}", out.display())])
+}
+
+/// Let the once-a-second counters be published.
+fn settle() {
+    std::thread::sleep(Duration::from_millis(1300));
+}
+
+/// 4.2 MB of template sets (64 fields each, new ids every datagram) from three spoofed
+/// exporters took the RSS to 710 MB: templates are now bounded by their measured bytes.
+#[test]
+fn template_bytes_flood_keeps_rss_bounded() {
+    let dir = temp_dir("tplbytes");
+    let out = dir.join("out.jsonl");
+    let c = start_default(&out);
+    let pid = c.child.id();
+    let rss_start = rss_kib(pid);
+    let flooders: Vec<_> = (1..=3)
+        .map(|i| std::net::UdpSocket::bind(format!("127.20.0.{i}:0")).unwrap())
+        .collect();
+    let good = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    good.send_to(
+        &ipfix_msg(0, 1, now_secs(), &[(2, legit_template())]),
+        c.addr(),
+    )
+    .unwrap();
+    let mut sent = 1u64;
+    let mut bytes = 0usize;
+    let mut good_records = 0u16;
+    let mut peak = 0;
+    let mut i = 0u32;
+    while bytes < 4_200_000 {
+        // 16 new templates per datagram: ids 256.. cycling through 60,000 ids
+        let first = 256 + ((i * 16) % 60_000) as u16;
+        let pkt = templates(i, 0, first, 16);
+        bytes += pkt.len();
+        flooders[i as usize % 3].send_to(&pkt, c.addr()).unwrap();
+        sent += 1;
+        i += 1;
+        if i % 50 == 0 {
+            let pkt = ipfix_msg(
+                u32::from(good_records),
+                1,
+                now_secs(),
+                &[(300, legit_records(good_records, 10))],
+            );
+            good.send_to(&pkt, c.addr()).unwrap();
+            good_records += 10;
+            sent += 1;
+            wait_received(&c, sent, Duration::from_secs(20));
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    wait_received(&c, sent, Duration::from_secs(30));
+    settle();
+    peak = peak.max(rss_kib(pid));
+    let evicted = c.metric("ferroflow_templates_evicted_total");
+    let received = c.metric("ferroflow_templates_received_total");
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    // 16,000+ compiled templates of ~15 KiB each would be ~250 MiB; the state bound is
+    // 4 MiB per exporter and 32 MiB per worker
+    assert!(
+        received >= 16 * u64::from(i),
+        "templates received: {received}"
+    );
+    assert!(
+        evicted > received / 2,
+        "templates evicted: {evicted} of {received}"
+    );
+    assert!(
+        peak < rss_start + 96 * 1024,
+        "RSS grew from {rss_start} KiB to {peak} KiB"
+    );
+    let docs = read_jsonl(&out);
+    assert_eq!(
+        docs.len(),
+        usize::from(good_records),
+        "legitimate records lost"
+    );
+    println!("{bytes} bytes of templates: RSS {rss_start} KiB -> peak {peak} KiB, {evicted} of {received} templates evicted");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Distinct observation domains (each with a sampling table) from a handful of sources:
+/// per-exporter domain state is capped and evicted, the RSS stays put.
+#[test]
+fn distinct_domain_flood_keeps_rss_bounded() {
+    let dir = temp_dir("domains");
+    let out = dir.join("out.jsonl");
+    let c = start_default(&out);
+    let pid = c.child.id();
+    let flooders: Vec<_> = (1..=4)
+        .map(|i| std::net::UdpSocket::bind(format!("127.21.0.{i}:0")).unwrap())
+        .collect();
+    // options template 256 (scope: observationDomainId; samplerId, samplingInterval) and
+    // 64 sampler records per domain
+    let mut ot = 256u16.to_be_bytes().to_vec();
+    ot.extend_from_slice(&[0, 3, 0, 1, 0, 149, 0, 4, 0, 48, 0, 2, 0, 34, 0, 4]);
+    let n = 100_000u32;
+    let mut sent = 0u64;
+    let mut rss_after_warmup = 0;
+    let mut peak = 0;
+    for d in 0..n {
+        let mut od = Vec::new();
+        for sid in 0..64u16 {
+            od.extend_from_slice(&d.to_be_bytes());
+            od.extend_from_slice(&sid.to_be_bytes());
+            od.extend_from_slice(&100u32.to_be_bytes());
+        }
+        let pkt = ipfix_msg(1, d, now_secs(), &[(3, ot.clone()), (256, od)]);
+        flooders[d as usize % 4].send_to(&pkt, c.addr()).unwrap();
+        sent += 1;
+        if sent % 500 == 0 {
+            wait_received(&c, sent, Duration::from_secs(20));
+            if sent == 2_000 {
+                rss_after_warmup = rss_kib(pid);
+            }
+            peak = peak.max(rss_kib(pid));
+        }
+    }
+    wait_received(&c, sent, Duration::from_secs(30));
+    settle();
+    peak = peak.max(rss_kib(pid));
+    let evicted = c.metric("ferroflow_domains_evicted_total");
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    // 4 exporters x 64 domains kept (per worker): the rest evicted
+    assert!(
+        evicted >= u64::from(n) - 2 * 4 * 64,
+        "domains evicted: {evicted} of {n}"
+    );
+    // the state after 2,000 domains is all there is: the other 98,000 add nothing
+    assert!(
+        peak < rss_after_warmup + 32 * 1024,
+        "RSS grew from {rss_after_warmup} KiB (after 2,000 domains) to {peak} KiB"
+    );
+    println!("{n} domains: RSS {rss_after_warmup} KiB -> peak {peak} KiB, {evicted} evicted");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// 10,000 source ports from one address (one datagram of templates each) used to evict a
+/// legitimate exporter's templates: the address's quota now evicts only its own entries. The
+/// legitimate exporter sends its template once, then only data: every record arrives.
+#[test]
+fn source_port_churn_spares_the_legitimate_exporter() {
+    let dir = temp_dir("churn");
+    let out = dir.join("out.jsonl");
+    let c = start_default(&out);
+    let cpu_start = cpu_us(c.child.id());
+    let good = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    good.send_to(
+        &ipfix_msg(0, 1, now_secs(), &[(2, legit_template())]),
+        c.addr(),
+    )
+    .unwrap();
+    let mut sent = 1u64;
+    let mut good_records = 0u16;
+    let flood = template_flood(1);
+    let mut ports = 0u32;
+    for p in 20_000u16..30_000 {
+        // one datagram per source port of 127.22.0.1
+        let Ok(s) = std::net::UdpSocket::bind(("127.22.0.1", p)) else {
+            continue;
+        };
+        s.send_to(&flood, c.addr()).unwrap();
+        ports += 1;
+        sent += 1;
+        if ports % 100 == 0 {
+            let pkt = ipfix_msg(
+                u32::from(good_records),
+                1,
+                now_secs(),
+                &[(300, legit_records(good_records, 5))],
+            );
+            good.send_to(&pkt, c.addr()).unwrap();
+            good_records += 5;
+            sent += 1;
+            wait_received(&c, sent, Duration::from_secs(20));
+        }
+    }
+    wait_received(&c, sent, Duration::from_secs(30));
+    settle();
+    let quota = c.metric("ferroflow_exporters_evicted_ip_quota_total");
+    let misses = c.metric("ferroflow_template_misses_total");
+    let cpu = cpu_us(c.child.id()) - cpu_start;
+    println!(
+        "{ports} source ports: {quota} evicted by the quota; collector CPU {} us per datagram (debug build, metrics scrapes included)",
+        cpu / sent.max(1)
+    );
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    assert!(ports >= 9_000, "only {ports} ports bound");
+    // 64 ports per address per worker are kept: the rest evicted by the quota
+    assert!(
+        quota >= u64::from(ports) - 2 * 64,
+        "evicted by the quota: {quota} of {ports}"
+    );
+    let docs = read_jsonl(&out);
+    let from_good = docs
+        .iter()
+        .filter(|d| d["observer"]["ip"] == "127.0.0.2")
+        .count();
+    assert_eq!(
+        from_good,
+        usize::from(good_records),
+        "legitimate records lost ({misses} template misses)"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// 200,000 datagrams from distinct sources used to take 40 us each (a linear scan per
+/// eviction) and could evict any exporter: at the default caps, 25,000 spoofed sources (more
+/// than `max_exporters` per worker) churn the newcomers while an established exporter, idle
+/// through the whole flood, keeps its template: its data after the flood all arrives.
+#[test]
+fn distinct_source_flood_spares_an_established_exporter() {
+    let dir = temp_dir("sources");
+    let out = dir.join("out.jsonl");
+    let c = start_default(&out);
+    let pid = c.child.id();
+    let good = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    // template and data twice: an established exporter
+    let first = ipfix_msg(
+        0,
+        1,
+        now_secs(),
+        &[(2, legit_template()), (300, legit_records(0, 5))],
+    );
+    good.send_to(&first, c.addr()).unwrap();
+    let pkt = ipfix_msg(5, 1, now_secs(), &[(300, legit_records(5, 5))]);
+    good.send_to(&pkt, c.addr()).unwrap();
+    let mut sent = 2u64;
+    wait_received(&c, sent, Duration::from_secs(10));
+    let cpu_start = cpu_us(pid);
+    let rss_start = rss_kib(pid);
+    // an empty IPFIX message: state for a new exporter, no document
+    let flood = ipfix_msg(1, 0, now_secs(), &[]);
+    let n = 25_000u32;
+    for i in 0..n {
+        let src = format!("127.23.{}.{}:0", i / 250, 1 + i % 250);
+        let s = std::net::UdpSocket::bind(&src).unwrap();
+        s.send_to(&flood, c.addr()).unwrap();
+        sent += 1;
+        if i % 250 == 249 {
+            wait_received(&c, sent, Duration::from_secs(20));
+        }
+    }
+    wait_received(&c, sent, Duration::from_secs(30));
+    let cpu = cpu_us(pid) - cpu_start;
+    // after the flood: data only
+    let pkt = ipfix_msg(10, 1, now_secs(), &[(300, legit_records(10, 5))]);
+    good.send_to(&pkt, c.addr()).unwrap();
+    sent += 1;
+    wait_received(&c, sent, Duration::from_secs(10));
+    settle();
+    let evicted = c.metric("ferroflow_exporters_evicted_total");
+    let peak = rss_kib(pid);
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    // 10,000 exporters per worker at most: with two workers at least 5,000 evicted
+    assert!(evicted >= u64::from(n) - 2 * 10_000, "evicted: {evicted}");
+    let docs = read_jsonl(&out);
+    let from_good = docs
+        .iter()
+        .filter(|d| d["observer"]["ip"] == "127.0.0.2")
+        .count();
+    assert_eq!(from_good, 15, "the established exporter's records lost");
+    assert_eq!(docs.len(), 15);
+    assert!(
+        peak < rss_start + 128 * 1024,
+        "RSS grew from {rss_start} KiB to {peak} KiB"
+    );
+    println!(
+        "{n} spoofed sources: {evicted} exporters evicted, RSS {rss_start} -> {peak} KiB, collector CPU {} us per datagram (debug build)",
+        cpu / u64::from(n)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Seconds since the epoch now.
+fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32
+}
+
+/// One datagram with export times of 1970 and of 2106 used to spread its records over
+/// five daily indices: times outside the window take the receive time (one day), the
+/// original is kept in `netflow.original_timestamp`, and counted.
+#[test]
+fn exporter_times_outside_the_window_are_clamped() {
+    let dir = temp_dir("clamp");
+    let out = dir.join("out.jsonl");
+    let c = start_default(&out);
+    let s = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let day_before = now_secs();
+    // template 301: octets and flowEndSeconds (IE 151)
+    let mut t = 301u16.to_be_bytes().to_vec();
+    t.extend_from_slice(&[0, 2, 0, 1, 0, 8, 0, 151, 0, 4]);
+    let mut data = Vec::new();
+    for end in [1u32, 86_400 * 365 * 20, u32::MAX, day_before - 60] {
+        data.extend_from_slice(&1000u64.to_be_bytes());
+        data.extend_from_slice(&end.to_be_bytes());
+    }
+    let pkt = ipfix_msg(1, 0, 0, &[(2, t), (301, data)]);
+    s.send_to(&pkt, c.addr()).unwrap();
+    // v5 with a 2106 header time (uptime-relative times resolve to then)
+    let mut v = v5(1);
+    v[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+    s.send_to(&v, c.addr()).unwrap();
+    wait_received(&c, 2, Duration::from_secs(10));
+    settle();
+    let clamped = c.metric("ferroflow_timestamps_clamped_total");
+    let (status, err) = c.stop();
+    let day_after = now_secs();
+    assert!(status.success(), "{err}");
+    let docs = read_jsonl(&out);
+    assert_eq!(docs.len(), 4 + 30);
+    assert_eq!(clamped, 3 + 30);
+    let day = |secs: u32| secs / 86_400;
+    let mut days = std::collections::BTreeSet::new();
+    for d in &docs {
+        let ts = d["@timestamp"].as_str().unwrap();
+        days.insert(ts[..10].to_string());
+        let original = d["netflow"]
+            .get("original_timestamp")
+            .and_then(|v| v.as_str());
+        let own = d["event"]["end"].as_str().unwrap_or("");
+        match original {
+            // clamped: the record's own time is kept, @timestamp is today
+            Some(o) => {
+                assert_eq!(o, own, "{d}");
+                assert_ne!(o[..10], ts[..10], "{d}");
+            }
+            // in the window: untouched
+            None => assert_eq!(ts, own, "{d}"),
+        }
+    }
+    // one daily index (two if the test ran across midnight)
+    let expect = 1 + usize::from(day(day_before) != day(day_after));
+    assert_eq!(days.len(), expect, "{days:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// One datagram of 8,000 one-byte records used to yield 8,000 documents: a datagram yields at
+/// most `max_records_per_datagram` (default 1024), and is counted.
+#[test]
+fn records_per_datagram_are_capped() {
+    let dir = temp_dir("reccap");
+    let out = dir.join("out.jsonl");
+    let c = start_default(&out);
+    let s = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    // template 302: protocolIdentifier (1 byte)
+    let t = vec![1, 46, 0, 1, 0, 4, 0, 1];
+    let pkt = ipfix_msg(1, 0, now_secs(), &[(2, t), (302, vec![17; 8000])]);
+    s.send_to(&pkt, c.addr()).unwrap();
+    // and a small one after it, whole
+    let pkt = ipfix_msg(2, 0, now_secs(), &[(302, vec![6; 10])]);
+    s.send_to(&pkt, c.addr()).unwrap();
+    wait_received(&c, 2, Duration::from_secs(10));
+    settle();
+    let capped = c.metric("ferroflow_datagrams_record_capped_total");
+    let (status, err) = c.stop();
+    assert!(status.success(), "{err}");
+    assert_eq!(capped, 1);
+    let docs = read_jsonl(&out);
+    assert_eq!(docs.len(), 1024 + 10);
     let _ = std::fs::remove_dir_all(dir);
 }
 

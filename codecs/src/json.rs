@@ -94,6 +94,11 @@ impl KeyBuf {
     pub fn key(&self) -> Key<'_> {
         Key::from_padded(&self.text, self.len)
     }
+
+    /// Bytes of the heap this key holds.
+    pub fn heap_bytes(&self) -> usize {
+        self.text.len()
+    }
 }
 
 /// Bytes of a [`WideKey`].
@@ -1111,15 +1116,32 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     w.begin();
     // the ECS members through one cursor: their text has a bound
     w.with_cursor(ECS_MAX, |c| ecs(r, c));
+    // the record's own time when the decoder replaced it (sFlow's time is the receive time:
+    // never replaced)
+    let original = r.timestamp_clamp.map(|(t, _)| t);
     if !opts.no_raw {
         match &r.raw {
-            Raw::None => {}
-            Raw::NetflowV5(rec) => crate::netflow5::write_raw_json(rec, &mut w),
-            Raw::Template { template, data } => template.write_raw_json(data, r.protocol, &mut w),
+            Raw::None => write_original(original, &mut w),
+            Raw::NetflowV5(rec) => crate::netflow5::write_raw_json(rec, original, &mut w),
+            Raw::Template { template, data } => {
+                template.write_raw_json_with(data, r.protocol, original, &mut w)
+            }
             Raw::Sflow(s) => crate::sflow::write_raw_json(s, &mut w),
         }
+    } else {
+        write_original(original, &mut w);
     }
     w.end_object();
+}
+
+/// `"netflow":{"original_timestamp":...}` alone (no raw members written).
+#[cold]
+fn write_original(original_ns: Option<u64>, w: &mut JsonWriter<'_>) {
+    if let Some(t) = original_ns {
+        w.begin_object(key!("netflow"));
+        w.time_ns(key!("original_timestamp"), t);
+        w.end_object();
+    }
 }
 
 /// The bytes the ECS members of a document can take (see the test `ecs_bound_holds`).

@@ -243,8 +243,10 @@ pub fn decode<'a>(
     Ok(n)
 }
 
-/// The v5 record's own fields under `netflow.*`, with the names Elastic's integration uses.
-pub(crate) fn write_raw_json(rec: &[u8], w: &mut JsonWriter<'_>) {
+/// The v5 record's own fields under `netflow.*`, with the names Elastic's integration uses,
+/// and `netflow.original_timestamp` when the record's own time was replaced by the receive
+/// time (`original_ns`).
+pub(crate) fn write_raw_json(rec: &[u8], original_ns: Option<u64>, w: &mut JsonWriter<'_>) {
     let r = Record { buf: rec };
     w.begin_object(crate::json::key!("netflow"));
     w.u64(
@@ -290,6 +292,9 @@ pub(crate) fn write_raw_json(rec: &[u8], w: &mut JsonWriter<'_>) {
         crate::json::key!("destination_ipv4_prefix_length"),
         u64::from(r.dst_mask()),
     );
+    if let Some(t) = original_ns {
+        w.time_ns(crate::json::key!("original_timestamp"), t);
+    }
     w.end_object();
 }
 

@@ -204,6 +204,11 @@ pub struct FlowRecord<'a> {
     pub sampler_id: Option<u64>,
     /// True when `bytes`/`packets` were multiplied by `sampling_rate` (config switch).
     pub scaled: bool,
+    /// Set by the decoder when the record's own time (end, else start, else export time) lay
+    /// outside its window around the receive time: (that time, the receive time).
+    /// [`FlowRecord::timestamp_ns`] then answers the receive time; the document keeps the
+    /// original as `netflow.original_timestamp`.
+    pub timestamp_clamp: Option<(u64, u64)>,
 
     pub raw: Raw<'a>,
 }
@@ -260,13 +265,25 @@ impl<'a> FlowRecord<'a> {
             sampling_source: None,
             sampler_id: None,
             scaled: false,
+            timestamp_clamp: None,
             raw: Raw::None,
         }
     }
 
-    /// The flow's end time (else start, else export time): `@timestamp` and the Kafka
-    /// message timestamp.
+    /// The flow's end time (else start, else export time), or the receive time when the
+    /// decoder found that time outside its window (`timestamp_clamp`): `@timestamp`, the
+    /// daily index and the Kafka message timestamp.
+    #[inline]
     pub fn timestamp_ns(&self) -> Option<u64> {
+        match self.timestamp_clamp {
+            Some((_, received)) => Some(received),
+            None => self.own_timestamp_ns(),
+        }
+    }
+
+    /// The record's own time: its end time, else start, else export time.
+    #[inline]
+    pub fn own_timestamp_ns(&self) -> Option<u64> {
         self.end_ns.or(self.start_ns).or(self.export_time_ns)
     }
 

@@ -31,8 +31,21 @@ pub struct DecodeStats {
     pub held_sets_dropped: u64,
     /// Records lost according to sequence numbers (NetFlow v5/v9, IPFIX, sFlow).
     pub sequence_gaps: u64,
-    /// Exporters whose state was evicted (over `max_exporters`).
+    /// Exporters whose state was evicted (any reason: over `max_exporters`, the per-address
+    /// quota or the state byte bound).
     pub exporters_evicted: u64,
+    /// ... of which to keep an address within `max_exporters_per_ip`.
+    pub exporters_evicted_ip_quota: u64,
+    /// ... of which to keep the state within `max_state_bytes_total`.
+    pub exporters_evicted_state_bytes: u64,
+    /// Per-domain states (sequence, sampling, system init time) evicted by the per-exporter
+    /// cap or byte bound, or expired.
+    pub domains_evicted: u64,
+    /// Datagrams with more records than `max_records_per_datagram` (the rest were skipped).
+    pub datagrams_record_capped: u64,
+    /// Records whose own time lay outside the window around the receive time (their
+    /// timestamp is the receive time).
+    pub timestamps_clamped: u64,
     /// Decode errors by kind (`ErrorKind::index`).
     pub errors: [u64; 3],
     /// The newest error counted (for rate-limited logging: the caller compares
@@ -85,6 +98,11 @@ impl DecodeStats {
         self.held_sets_dropped += o.held_sets_dropped;
         self.sequence_gaps += o.sequence_gaps;
         self.exporters_evicted += o.exporters_evicted;
+        self.exporters_evicted_ip_quota += o.exporters_evicted_ip_quota;
+        self.exporters_evicted_state_bytes += o.exporters_evicted_state_bytes;
+        self.domains_evicted += o.domains_evicted;
+        self.datagrams_record_capped += o.datagrams_record_capped;
+        self.timestamps_clamped += o.timestamps_clamped;
         if o.last_error.is_some() {
             self.last_error = o.last_error;
         }
@@ -110,5 +128,18 @@ impl DecodeStats {
         f("held_sets_dropped", "", self.held_sets_dropped);
         f("sequence_gaps", "", self.sequence_gaps);
         f("exporters_evicted", "", self.exporters_evicted);
+        f(
+            "exporters_evicted_ip_quota",
+            "",
+            self.exporters_evicted_ip_quota,
+        );
+        f(
+            "exporters_evicted_state_bytes",
+            "",
+            self.exporters_evicted_state_bytes,
+        );
+        f("domains_evicted", "", self.domains_evicted);
+        f("datagrams_record_capped", "", self.datagrams_record_capped);
+        f("timestamps_clamped", "", self.timestamps_clamped);
     }
 }

@@ -250,7 +250,13 @@ pub struct Template {
     /// the most bytes `raw_ops` write when none is [`RawKind::General`] (all of them are
     /// then written through one cursor over that many bytes)
     raw_ops_bound: Option<usize>,
+    /// [`Template::heap_bytes`], measured once when compiled
+    heap_bytes: usize,
 }
+
+/// What the allocator keeps beside each allocation (glibc malloc: a 8-byte header, 16-byte
+/// alignment): counted once per heap block in [`Template::heap_bytes`].
+const ALLOC_OVERHEAD: usize = 16;
 
 /// One field of a fixed-length template as [`Template::write_raw_json`] writes it: where its
 /// value is, how to write it, and its key in place (no pointer to follow, no variable-length
@@ -453,7 +459,7 @@ impl Template {
         };
         let raw_ops = if fixed { raw_ops(&specs) } else { None };
         let raw_ops_bound = raw_ops.as_deref().and_then(raw_ops_bound);
-        Ok(Template {
+        let mut t = Template {
             id,
             version,
             is_options,
@@ -465,7 +471,46 @@ impl Template {
             plan,
             raw_ops,
             raw_ops_bound,
-        })
+            heap_bytes: 0,
+        };
+        t.heap_bytes = t.measure();
+        Ok(t)
+    }
+
+    /// The memory this template takes: its own size plus every heap block it holds (the
+    /// field specs, their owned names and key fragments, the wire bytes, the plan's general
+    /// fields, the raw ops), each with the allocator's overhead. What the decoder's state
+    /// budgets count; measured once at compile time.
+    #[inline]
+    pub fn heap_bytes(&self) -> usize {
+        self.heap_bytes
+    }
+
+    fn measure(&self) -> usize {
+        use std::mem::size_of;
+        let block = |bytes: usize| {
+            if bytes == 0 {
+                0
+            } else {
+                bytes + ALLOC_OVERHEAD
+            }
+        };
+        let mut n = size_of::<Template>();
+        n += block(self.fields.capacity() * size_of::<FieldSpec>());
+        for f in &self.fields {
+            if let Cow::Owned(name) = &f.name {
+                n += block(name.capacity());
+            }
+            n += block(f.key.heap_bytes());
+        }
+        n += block(self.wire.capacity());
+        if let Some(p) = &self.plan {
+            n += block(p.rest.capacity() * size_of::<(u16, u16, Setter)>());
+        }
+        if let Some(ops) = &self.raw_ops {
+            n += block(ops.len() * size_of::<RawOp>());
+        }
+        n
     }
 
     /// Whether [`fill_record`] sets the same values for every record of this template, so one
@@ -511,7 +556,21 @@ impl Template {
     }
 
     /// Write the record's elements as the `"netflow":{...}` object.
+    #[cfg(test)]
     pub(crate) fn write_raw_json(&self, data: &[u8], proto: FlowProtocol, w: &mut JsonWriter<'_>) {
+        self.write_raw_json_with(data, proto, None, w)
+    }
+
+    /// [`Template::write_raw_json`], with `netflow.original_timestamp` when the record's own
+    /// time was replaced by the receive time (`original_ns`).
+    #[inline]
+    pub(crate) fn write_raw_json_with(
+        &self,
+        data: &[u8],
+        proto: FlowProtocol,
+        original_ns: Option<u64>,
+        w: &mut JsonWriter<'_>,
+    ) {
         let _ = proto;
         w.begin_object(crate::json::key!("netflow"));
         match (&self.raw_ops, self.fixed_len) {
@@ -520,6 +579,9 @@ impl Template {
                 write_ops(ops, self.raw_ops_bound, data, w)
             }
             _ => self.write_fields(data, w),
+        }
+        if let Some(t) = original_ns {
+            w.time_ns(crate::json::key!("original_timestamp"), t);
         }
         w.end_object();
     }
@@ -810,7 +872,8 @@ impl OptionValues {
             }
         }
         if let Some(pi) = nz(self.packet_interval) {
-            return Some((pi + self.packet_space.unwrap_or(0)) / pi);
+            // (both are exporter-supplied 64-bit values: the sum may not fit)
+            return Some(pi.saturating_add(self.packet_space.unwrap_or(0)) / pi);
         }
         nz(self.sampler_random_interval)
     }
@@ -1984,6 +2047,48 @@ mod tests {
         };
         assert_eq!(o.rate(), Some(512));
         assert_eq!(OptionValues::default().rate(), None);
+        // exporter-supplied extremes: no overflow (it panicked with overflow checks on)
+        let o = OptionValues {
+            packet_interval: Some(u64::MAX),
+            packet_space: Some(u64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(o.rate(), Some(1));
+        let o = OptionValues {
+            packet_interval: Some(2),
+            packet_space: Some(u64::MAX),
+            ..Default::default()
+        };
+        assert_eq!(o.rate(), Some(u64::MAX / 2));
+    }
+
+    #[test]
+    fn heap_bytes_grow_with_the_fields() {
+        let wire = |n: u16| -> Vec<WireField> {
+            (0..n)
+                .map(|i| WireField {
+                    id: 1 + i,
+                    enterprise: 0,
+                    len: 4,
+                    scope: false,
+                })
+                .collect()
+        };
+        let small = Template::compile(10, 256, false, &wire(2), &[0; 12]).unwrap();
+        let big = Template::compile(10, 257, false, &wire(64), &[0; 260]).unwrap();
+        // at least the field specs, their keys and the wire bytes
+        let floor = |t: &Template, n: usize| {
+            std::mem::size_of::<Template>()
+                + n * (std::mem::size_of::<FieldSpec>() + crate::json::KEY_PAD)
+                + t.wire.len()
+        };
+        assert!(
+            small.heap_bytes() >= floor(&small, 2),
+            "{}",
+            small.heap_bytes()
+        );
+        assert!(big.heap_bytes() >= floor(&big, 64), "{}", big.heap_bytes());
+        assert!(big.heap_bytes() > 20 * small.heap_bytes() / 2);
     }
 
     #[test]

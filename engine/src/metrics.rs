@@ -36,6 +36,11 @@ pub enum Metric {
     HeldSetsPending,
     SequenceGaps,
     ExportersEvicted,
+    ExportersEvictedIpQuota,
+    ExportersEvictedStateBytes,
+    DomainsEvicted,
+    DatagramsRecordCapped,
+    TimestampsClamped,
     DecodeErrors,
     SinkAccepted,
     SinkDelivered,
@@ -78,6 +83,11 @@ impl Metric {
             HeldSetsPending => "ferroflow_held_sets_pending",
             SequenceGaps => "ferroflow_sequence_gaps_total",
             ExportersEvicted => "ferroflow_exporters_evicted_total",
+            ExportersEvictedIpQuota => "ferroflow_exporters_evicted_ip_quota_total",
+            ExportersEvictedStateBytes => "ferroflow_exporters_evicted_state_bytes_total",
+            DomainsEvicted => "ferroflow_domains_evicted_total",
+            DatagramsRecordCapped => "ferroflow_datagrams_record_capped_total",
+            TimestampsClamped => "ferroflow_timestamps_clamped_total",
             DecodeErrors => "ferroflow_decode_errors_total",
             SinkAccepted => "ferroflow_sink_accepted_total",
             SinkDelivered => "ferroflow_sink_delivered_total",
@@ -119,7 +129,16 @@ impl Metric {
             HeldSetsDropped => "held data sets dropped (too old or over the bounds)",
             HeldSetsPending => "data sets waiting for their template now",
             SequenceGaps => "records or datagrams missing according to sequence numbers",
-            ExportersEvicted => "exporter states evicted over max_exporters",
+            ExportersEvicted => {
+                "exporter states evicted (max_exporters, the per-address quota, the state bytes)"
+            }
+            ExportersEvictedIpQuota => "exporter states evicted over max_exporters_per_ip",
+            ExportersEvictedStateBytes => "exporter states evicted over max_state_bytes_total",
+            DomainsEvicted => "per-domain states evicted by the per-exporter bounds or expired",
+            DatagramsRecordCapped => "datagrams cut at max_records_per_datagram",
+            TimestampsClamped => {
+                "records whose own time lay outside the window, stamped with the receive time"
+            }
             DecodeErrors => "decode errors, by kind",
             SinkAccepted => "documents handed to the sink",
             SinkDelivered => "documents the destination acknowledged",
@@ -405,6 +424,11 @@ impl Metrics {
                 "held_sets_dropped" => (Metric::HeldSetsDropped, ""),
                 "sequence_gaps" => (Metric::SequenceGaps, ""),
                 "exporters_evicted" => (Metric::ExportersEvicted, ""),
+                "exporters_evicted_ip_quota" => (Metric::ExportersEvictedIpQuota, ""),
+                "exporters_evicted_state_bytes" => (Metric::ExportersEvictedStateBytes, ""),
+                "domains_evicted" => (Metric::DomainsEvicted, ""),
+                "datagrams_record_capped" => (Metric::DatagramsRecordCapped, ""),
+                "timestamps_clamped" => (Metric::TimestampsClamped, ""),
                 _ => return None,
             })
         };

@@ -280,3 +280,21 @@ pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// A document of an old capture replayed live has the receive time as `@timestamp` (the
+/// decoder's time window, `decoder.max_past_secs`) and its own time in
+/// `netflow.original_timestamp`: put that back, to compare it with `ferroflow decode`'s
+/// document, whose receive time is the capture time. Returns whether the document had it.
+pub fn unclamp(d: &mut serde_json::Value) -> bool {
+    let Some(netflow) = d.get_mut("netflow").and_then(|n| n.as_object_mut()) else {
+        return false;
+    };
+    let Some(t) = netflow.remove("original_timestamp") else {
+        return false;
+    };
+    if netflow.is_empty() {
+        d.as_object_mut().unwrap().remove("netflow");
+    }
+    d["@timestamp"] = t;
+    true
+}

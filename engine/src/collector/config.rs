@@ -63,9 +63,16 @@ pub fn decoder_config(d: &ferroflow_tuning::DecoderConfig) -> DecoderConfig {
         template_timeout_ms: d.template_timeout_secs * 1000,
         max_templates_per_exporter: d.max_templates_per_exporter,
         max_exporters: d.max_exporters,
+        max_exporters_per_ip: d.max_exporters_per_ip,
+        max_domains_per_exporter: d.max_domains_per_exporter,
+        max_state_bytes_per_exporter: d.max_state_bytes_per_exporter as usize,
+        max_state_bytes_total: d.max_state_bytes_total as usize,
         max_held_bytes_per_exporter: d.max_held_bytes_per_exporter as usize,
         max_held_bytes_total: d.max_held_bytes_total as usize,
         max_hold_ms: d.max_hold_secs * 1000,
+        max_records_per_datagram: d.max_records_per_datagram,
+        max_past_ms: d.max_past_secs.saturating_mul(1000),
+        max_future_ms: d.max_future_secs.saturating_mul(1000),
     }
 }
 
@@ -115,6 +122,13 @@ mod tests {
             max_held_bytes_per_exporter = 1000
             max_held_bytes_total = 5000
             max_hold_secs = 3
+            max_exporters_per_ip = 5
+            max_domains_per_exporter = 6
+            max_state_bytes_per_exporter = "2MiB"
+            max_state_bytes_total = "16MiB"
+            max_records_per_datagram = 100
+            max_past_secs = 3600
+            max_future_secs = 0
             allow_exporters = ["192.0.2.0/24"]
             template_store = "/tmp/ferroflow-templates.json"
         "#;
@@ -135,6 +149,13 @@ mod tests {
         assert_eq!(s.decoder.max_held_bytes_per_exporter, 1000);
         assert_eq!(s.decoder.max_held_bytes_total, 5000);
         assert_eq!(s.decoder.max_hold_ms, 3000);
+        assert_eq!(s.decoder.max_exporters_per_ip, 5);
+        assert_eq!(s.decoder.max_domains_per_exporter, 6);
+        assert_eq!(s.decoder.max_state_bytes_per_exporter, 2 << 20);
+        assert_eq!(s.decoder.max_state_bytes_total, 16 << 20);
+        assert_eq!(s.decoder.max_records_per_datagram, 100);
+        assert_eq!(s.decoder.max_past_ms, 3_600_000);
+        assert_eq!(s.decoder.max_future_ms, 0);
         assert_eq!(
             s.template_store.as_deref(),
             Some(std::path::Path::new("/tmp/ferroflow-templates.json"))

@@ -34,9 +34,16 @@ pub const CONFIG_KEYS: &[&str] = &[
     "decoder.template_timeout_secs",
     "decoder.max_templates_per_exporter",
     "decoder.max_exporters",
+    "decoder.max_exporters_per_ip",
+    "decoder.max_domains_per_exporter",
+    "decoder.max_state_bytes_per_exporter",
+    "decoder.max_state_bytes_total",
     "decoder.max_held_bytes_per_exporter",
     "decoder.max_held_bytes_total",
     "decoder.max_hold_secs",
+    "decoder.max_records_per_datagram",
+    "decoder.max_past_secs",
+    "decoder.max_future_secs",
     "decoder.template_store",
     "decoder.allow_exporters",
     "output.kind",
@@ -166,11 +173,20 @@ fn set(c: &mut Config, key: &str, v: &str) -> Result<(), String> {
         "decoder.template_timeout_secs" => c.decoder.template_timeout_secs = number(v)?,
         "decoder.max_templates_per_exporter" => c.decoder.max_templates_per_exporter = number(v)?,
         "decoder.max_exporters" => c.decoder.max_exporters = number(v)?,
+        "decoder.max_exporters_per_ip" => c.decoder.max_exporters_per_ip = number(v)?,
+        "decoder.max_domains_per_exporter" => c.decoder.max_domains_per_exporter = number(v)?,
+        "decoder.max_state_bytes_per_exporter" => {
+            c.decoder.max_state_bytes_per_exporter = parse_byte_size(v)?
+        }
+        "decoder.max_state_bytes_total" => c.decoder.max_state_bytes_total = parse_byte_size(v)?,
         "decoder.max_held_bytes_per_exporter" => {
             c.decoder.max_held_bytes_per_exporter = parse_byte_size(v)?
         }
         "decoder.max_held_bytes_total" => c.decoder.max_held_bytes_total = parse_byte_size(v)?,
         "decoder.max_hold_secs" => c.decoder.max_hold_secs = number(v)?,
+        "decoder.max_records_per_datagram" => c.decoder.max_records_per_datagram = number(v)?,
+        "decoder.max_past_secs" => c.decoder.max_past_secs = number(v)?,
+        "decoder.max_future_secs" => c.decoder.max_future_secs = number(v)?,
         "decoder.template_store" => {
             c.decoder.template_store = optional(v, |s| Ok(PathBuf::from(s)))?
         }

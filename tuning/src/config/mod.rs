@@ -338,7 +338,27 @@ pub struct DecoderConfig {
     /// Templates kept per exporter (all observation domains together). Default 1024.
     pub max_templates_per_exporter: usize,
     /// Exporters tracked per worker (templates, held records, sequence numbers). Default 10000.
+    /// Exporters that delivered records in two datagrams are protected (up to three quarters
+    /// of this) from eviction by newcomers: a flood of spoofed sources churns the rest.
     pub max_exporters: usize,
+    /// Exporters tracked per IP address (one per UDP source port) per worker; a new port over
+    /// this evicts that address's own oldest entry, never another address's. Default 64.
+    pub max_exporters_per_ip: usize,
+    /// Per-domain states (sequence numbers, sampling tables, system init time, by
+    /// observation domain / source id / engine / sFlow sub-agent) kept per exporter; the least
+    /// recently seen is evicted beyond this, and one not seen for `template_timeout_secs`
+    /// expires. Default 64.
+    pub max_domains_per_exporter: usize,
+    /// Bytes of state one exporter may hold per worker: its compiled templates (their heap
+    /// size as measured, many times their wire size) and its per-domain state; the oldest
+    /// templates, then domains, are evicted beyond this (bytes or a string like `"4MiB"`).
+    /// Default 4 MiB.
+    #[serde(deserialize_with = "serde_helpers::byte_size")]
+    pub max_state_bytes_per_exporter: u64,
+    /// Bytes of that state per worker, all exporters together; the least recently seen
+    /// exporters (newcomers before protected ones) are evicted beyond this. Default 32 MiB.
+    #[serde(deserialize_with = "serde_helpers::byte_size")]
+    pub max_state_bytes_total: u64,
     /// Bytes of data records held per exporter while their template is missing (bytes or a
     /// string like `"1MiB"`). Default 1 MiB. `0` disables holding.
     #[serde(deserialize_with = "serde_helpers::byte_size")]
@@ -349,6 +369,18 @@ pub struct DecoderConfig {
     /// Seconds a held record waits for its template before it is dropped (and counted).
     /// Default 600. `0` disables holding.
     pub max_hold_secs: u64,
+    /// Records (flows, counter samples, options records) taken from one datagram, held
+    /// records it releases included; the rest is skipped and the datagram counted. Default
+    /// 1024 (a jumbo datagram of 16-byte records is 576).
+    pub max_records_per_datagram: usize,
+    /// A record whose own time (flow end, else start, else export time) is more than this
+    /// many seconds before the receive time gets the receive time as `@timestamp`, daily
+    /// index and Kafka timestamp (the original stays in `netflow.original_timestamp`).
+    /// Default 259200 (3 days). `0`: no bound.
+    pub max_past_secs: u64,
+    /// The same, for a time more than this many seconds after the receive time. Default 300.
+    /// `0`: no bound.
+    pub max_future_secs: u64,
     /// File where templates are persisted across restarts and shared between workers, e.g.
     /// `/var/lib/ferroflow/templates.json`. Unset: templates live in memory only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -366,9 +398,16 @@ impl Default for DecoderConfig {
             template_timeout_secs: 1800,
             max_templates_per_exporter: 1024,
             max_exporters: 10_000,
+            max_exporters_per_ip: 64,
+            max_domains_per_exporter: 64,
+            max_state_bytes_per_exporter: 4 * MIB,
+            max_state_bytes_total: 32 * MIB,
             max_held_bytes_per_exporter: MIB,
             max_held_bytes_total: 64 * MIB,
             max_hold_secs: 600,
+            max_records_per_datagram: 1024,
+            max_past_secs: 3 * 86_400,
+            max_future_secs: 300,
             template_store: None,
             allow_exporters: AllowList::default(),
         }

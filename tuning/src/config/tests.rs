@@ -42,6 +42,13 @@ fn empty_file_is_the_defaults() {
     assert_eq!(d.max_held_bytes_per_exporter, 1024 * 1024);
     assert_eq!(d.max_held_bytes_total, 64 * 1024 * 1024);
     assert_eq!(d.max_hold_secs, 600);
+    assert_eq!(d.max_exporters_per_ip, 64);
+    assert_eq!(d.max_domains_per_exporter, 64);
+    assert_eq!(d.max_state_bytes_per_exporter, 4 * 1024 * 1024);
+    assert_eq!(d.max_state_bytes_total, 32 * 1024 * 1024);
+    assert_eq!(d.max_records_per_datagram, 1024);
+    assert_eq!(d.max_past_secs, 3 * 86_400);
+    assert_eq!(d.max_future_secs, 300);
     assert_eq!(d.template_store, None);
     assert!(d.allow_exporters.is_empty());
     assert!(d.allow_exporters.contains("203.0.113.1".parse().unwrap()));
@@ -89,6 +96,13 @@ fn full_file_parses() {
         max_held_bytes_per_exporter = "2MiB"
         max_held_bytes_total = 134217728
         max_hold_secs = 30
+        max_exporters_per_ip = 8
+        max_domains_per_exporter = 16
+        max_state_bytes_per_exporter = "1MiB"
+        max_state_bytes_total = "16MiB"
+        max_records_per_datagram = 500
+        max_past_secs = 3600
+        max_future_secs = 0
         template_store = "/var/lib/ferroflow/templates.json"
         allow_exporters = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]
 
@@ -138,6 +152,12 @@ fn full_file_parses() {
     assert_eq!(col.queue, Some(3));
     let d = &c.decoder;
     assert_eq!(d.max_held_bytes_per_exporter, 2 << 20);
+    assert_eq!(d.max_exporters_per_ip, 8);
+    assert_eq!(d.max_domains_per_exporter, 16);
+    assert_eq!(d.max_state_bytes_per_exporter, 1 << 20);
+    assert_eq!(d.max_state_bytes_total, 16 << 20);
+    assert_eq!(d.max_records_per_datagram, 500);
+    assert_eq!((d.max_past_secs, d.max_future_secs), (3600, 0));
     assert_eq!(
         d.template_store,
         Some(PathBuf::from("/var/lib/ferroflow/templates.json"))
@@ -283,6 +303,31 @@ fn validation_names_field_and_value() {
             "[decoder]\nmax_held_bytes_per_exporter = \"128MiB\"\n",
             "decoder.max_held_bytes_per_exporter",
             "134217728",
+        ),
+        (
+            "[decoder]\nmax_exporters_per_ip = 0\n",
+            "decoder.max_exporters_per_ip",
+            "0",
+        ),
+        (
+            "[decoder]\nmax_domains_per_exporter = 0\n",
+            "decoder.max_domains_per_exporter",
+            "0",
+        ),
+        (
+            "[decoder]\nmax_records_per_datagram = 0\n",
+            "decoder.max_records_per_datagram",
+            "0",
+        ),
+        (
+            "[decoder]\nmax_state_bytes_per_exporter = \"1KiB\"\n",
+            "decoder.max_state_bytes_per_exporter",
+            "1024",
+        ),
+        (
+            "[decoder]\nmax_state_bytes_per_exporter = \"64MiB\"\n",
+            "decoder.max_state_bytes_per_exporter",
+            "67108864",
         ),
         ("[output]\nkind = \"file\"\n", "output.kind", "\"file\""),
         (
@@ -504,9 +549,16 @@ fn every_key_has_an_env_variable() {
         ("decoder.template_timeout_secs", "60"),
         ("decoder.max_templates_per_exporter", "16"),
         ("decoder.max_exporters", "16"),
+        ("decoder.max_exporters_per_ip", "4"),
+        ("decoder.max_domains_per_exporter", "4"),
+        ("decoder.max_state_bytes_per_exporter", "1MiB"),
+        ("decoder.max_state_bytes_total", "8MiB"),
         ("decoder.max_held_bytes_per_exporter", "1KiB"),
         ("decoder.max_held_bytes_total", "1MiB"),
         ("decoder.max_hold_secs", "5"),
+        ("decoder.max_records_per_datagram", "100"),
+        ("decoder.max_past_secs", "60"),
+        ("decoder.max_future_secs", "60"),
         ("decoder.template_store", "/tmp/t.json"),
         ("decoder.allow_exporters", "10.0.0.0/8"),
         ("output.kind", "file"),

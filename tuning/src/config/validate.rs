@@ -146,6 +146,39 @@ fn decoder(c: &Config) -> Result<(), ConfigError> {
     if d.max_exporters == 0 {
         return Err(invalid("decoder.max_exporters", 0, "must be at least 1"));
     }
+    for (key, v) in [
+        ("decoder.max_exporters_per_ip", d.max_exporters_per_ip),
+        (
+            "decoder.max_domains_per_exporter",
+            d.max_domains_per_exporter,
+        ),
+        (
+            "decoder.max_records_per_datagram",
+            d.max_records_per_datagram,
+        ),
+    ] {
+        if v == 0 {
+            return Err(invalid(key, 0, "must be at least 1"));
+        }
+    }
+    // one exporter must have room for a few large templates
+    if d.max_state_bytes_per_exporter < 64 * 1024 {
+        return Err(invalid(
+            "decoder.max_state_bytes_per_exporter",
+            d.max_state_bytes_per_exporter,
+            "must be at least 64 KiB (a template of 64 fields takes about 15 KiB)",
+        ));
+    }
+    if d.max_state_bytes_per_exporter > d.max_state_bytes_total {
+        return Err(invalid(
+            "decoder.max_state_bytes_per_exporter",
+            d.max_state_bytes_per_exporter,
+            format!(
+                "larger than decoder.max_state_bytes_total = {}",
+                d.max_state_bytes_total
+            ),
+        ));
+    }
     if d.max_held_bytes_per_exporter > d.max_held_bytes_total {
         return Err(invalid(
             "decoder.max_held_bytes_per_exporter",
