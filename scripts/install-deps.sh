@@ -36,6 +36,9 @@ declare -A wanted=(
   [make]=make
   [ip]=iproute2        # tests/bypass.rs: network namespaces and the veth pair (af_packet, af_xdp)
   [taskset]=util-linux # the bypass benchmark pins the collector to a core
+  [podman]=podman      # scripts/container.sh (CI): the image and the Kubernetes manifests
+  [buildah]=buildah
+  [catatonit]=catatonit  # podman's pause/init process
 )
 
 # header -> Debian package (librdkafka's build: TLS, compression)
