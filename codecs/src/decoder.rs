@@ -703,6 +703,22 @@ impl Decoder {
         f(rec);
     }
 
+    /// Sequence accounting of a datagram without templates (v5, sFlow): `exporter` seen, its
+    /// domain `key` created within the bounds, the gap to `seq` counted, `advance` expected next.
+    fn sequence(&mut self, exporter: SocketAddr, key: DKey, seq: u32, advance: u32, now_ns: u64) {
+        self.state(exporter, now_ns);
+        let Decoder {
+            cfg,
+            stats,
+            exporters,
+            state_bytes_total,
+            ..
+        } = self;
+        let st = exporters.get_mut(&exporter).expect("state created above");
+        let d = Self::domain(st, key, now_ns, cfg, stats, state_bytes_total);
+        Self::seq_gap(stats, d, seq, advance);
+    }
+
     fn decode_v5(
         &mut self,
         exporter: SocketAddr,
@@ -718,17 +734,7 @@ impl Decoder {
                 p.count(),
                 u32::from(p.engine_type()) << 8 | u32::from(p.engine_id()),
             );
-            self.state(exporter, now_ns);
-            let Decoder {
-                cfg,
-                stats,
-                exporters,
-                state_bytes_total,
-                ..
-            } = self;
-            let st = exporters.get_mut(&exporter).expect("state created above");
-            let d = Self::domain(st, (5, dom), now_ns, cfg, stats, state_bytes_total);
-            Self::seq_gap(stats, d, seq, u32::from(count));
+            self.sequence(exporter, (5, dom), seq, u32::from(count), now_ns);
         }
         let stats = &mut self.stats;
         netflow5::decode(exporter, payload, &mut |r| {
@@ -751,17 +757,7 @@ impl Decoder {
         let dg = sflow::Datagram::new_checked(payload)?;
         {
             let (seq, sub) = (dg.sequence_number(), dg.sub_agent_id());
-            self.state(exporter, now_ns);
-            let Decoder {
-                cfg,
-                stats,
-                exporters,
-                state_bytes_total,
-                ..
-            } = self;
-            let st = exporters.get_mut(&exporter).expect("state created above");
-            let d = Self::domain(st, (5 << 8, sub), now_ns, cfg, stats, state_bytes_total);
-            Self::seq_gap(stats, d, seq, 1);
+            self.sequence(exporter, (5 << 8, sub), seq, 1, now_ns);
         }
         let mut counts = DecodeStats::default();
         let mut errs = DecodeStats::default();
