@@ -19,8 +19,8 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
-use std::net::{TcpStream, UdpSocket};
+use std::collections::HashSet;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -28,14 +28,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::index::{bin, count_at, es_at, free_port, repo, stopped_field, tmpdir, Indexer};
+use common::kafka::{self, TopicSpec};
 use ferroflow_engine::es::EsClient;
 use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::Value;
 
 /// One test at a time: they kill members of the same cluster.
@@ -157,12 +158,7 @@ fn admin() -> AdminClient<DefaultClientContext> {
 }
 
 fn consumer(group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap()
+    kafka::consumer(&brokers(), group, &[])
 }
 
 /// Unique topics, group and index prefix of one test; deleted on drop.
@@ -202,40 +198,16 @@ impl Names {
     fn create_topics(&self) {
         let mut all = self.topics();
         all.push(self.dlq.clone());
-        let new: Vec<NewTopic<'_>> = all
+        let specs: Vec<TopicSpec> = all
             .iter()
             .map(|t| {
-                NewTopic::new(t, 9, TopicReplication::Fixed(3))
+                TopicSpec::new(t, 9)
+                    .replicas(3)
                     .set("min.insync.replicas", "2")
                     .set("retention.ms", "86400000")
             })
             .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        for r in block_on(admin().create_topics(&new, &opts)).unwrap() {
-            if let Err((t, e)) = r {
-                panic!("create topic {t}: {e}");
-            }
-        }
-        let c = consumer("fftest-cluster-meta");
-        for t in &all {
-            let end = Instant::now() + Duration::from_secs(60);
-            loop {
-                let ok = c
-                    .fetch_metadata(Some(t), Duration::from_secs(5))
-                    .is_ok_and(|md| {
-                        md.topics().first().is_some_and(|x| {
-                            x.error().is_none()
-                                && x.partitions().len() == 9
-                                && x.partitions().iter().all(|p| p.leader() >= 0)
-                        })
-                    });
-                if ok {
-                    break;
-                }
-                assert!(Instant::now() < end, "topic {t}: no leaders after 60 s");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
+        kafka::create_topics(&brokers(), &specs, Duration::from_secs(60));
     }
 
     fn cleanup_index(&self) {
@@ -290,59 +262,22 @@ impl Drop for Names {
         let mut all = self.topics();
         all.push(self.dlq.clone());
         let names: Vec<&str> = all.iter().map(String::as_str).collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let a = admin();
-        let _ = block_on(a.delete_topics(&names, &opts));
-        let _ = block_on(a.delete_groups(&[self.group.as_str()], &opts));
+        kafka::delete(&brokers(), &names, &[self.group.as_str()]);
     }
 }
 
 /// A `ferroflow collect --output kafka` to the cluster (defaults: acks=all, idempotence), its
 /// log in `dir`; returns it with its UDP and metrics addresses once it listens.
 fn start_collector(n: &Names, dir: &Path) -> (Indexer, String, String) {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let to = format!("127.0.0.1:{port}");
     let metrics = format!("127.0.0.1:{}", free_port());
-    let list: Vec<String> = brokers().split(',').map(|b| format!("\"{b}\"")).collect();
-    let config = dir.join("collect.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[output]\nkind = \"kafka\"\n[output.kafka]\nbrokers = [{}]\n\
-             [output.kafka.topics]\nnetflow_v5 = \"{nf}\"\nnetflow_v9 = \"{nf}\"\nipfix = \"{ix}\"\nsflow = \"{sf}\"\n",
-            list.join(", "),
-            nf = n.netflow,
-            ix = n.ipfix,
-            sf = n.sflow
-        ),
-    )
-    .unwrap();
-    let args: Vec<String> = [
-        "collect",
-        "--config",
-        &config.display().to_string(),
-        "--listen",
-        &to,
-        "--metrics",
-        &metrics,
-        "--workers",
-        "2",
-        "--no-pin",
-    ]
-    .map(String::from)
-    .to_vec();
-    // `Indexer` runs any subcommand with its log in a file
-    let mut c = Indexer::start(&args, &dir.join("collect.log"));
-    let end = Instant::now() + Duration::from_secs(60);
-    while !c.log_text().contains("listening on") {
-        c.assert_running();
-        assert!(Instant::now() < end, "collector not up: {}", c.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let config = kafka::write_collect_config(
+        dir,
+        Some(&brokers()),
+        [&n.netflow, &n.ipfix, &n.sflow],
+        "",
+        &[],
+    );
+    let (c, to) = kafka::start_collector(&config, dir, 2, &metrics);
     (c, to, metrics)
 }
 
@@ -424,45 +359,19 @@ fn stop_collector(mut c: Indexer, sent: u64) -> u64 {
 
 /// Every message of `topics`, read back from the start: (messages, distinct payloads).
 fn read_back(group: &str, topics: &[String]) -> (u64, u64) {
-    let c = consumer(group);
-    let mut tpl = TopicPartitionList::new();
-    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
-    for t in topics {
-        let md = c.fetch_metadata(Some(t), Duration::from_secs(10)).unwrap();
-        for p in md.topics()[0].partitions() {
-            let (lo, hi) = c
-                .fetch_watermarks(t, p.id(), Duration::from_secs(10))
-                .unwrap();
-            if hi > lo {
-                tpl.add_partition_offset(t, p.id(), Offset::Offset(lo))
-                    .unwrap();
-                ends.insert((t.clone(), p.id()), hi);
-            }
-        }
-    }
-    c.assign(&tpl).unwrap();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     let mut seen: HashSet<Vec<u8>> = HashSet::new();
     let mut total = 0u64;
-    let end = Instant::now() + Duration::from_secs(180);
-    while !ends.is_empty() {
-        assert!(
-            Instant::now() < end,
-            "reading back: {} partition(s) not read to their end in 180 s",
-            ends.len()
-        );
-        match c.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                total += 1;
-                seen.insert(m.payload().unwrap_or_default().to_vec());
-                let key = (m.topic().to_string(), m.partition());
-                if ends.get(&key).is_some_and(|&hi| m.offset() + 1 >= hi) {
-                    ends.remove(&key);
-                }
-            }
-            Some(Err(e)) => eprintln!("read back: {e}"),
-            None => {}
-        }
-    }
+    kafka::read_to_end(
+        &consumer(group),
+        &topics,
+        Duration::from_secs(180),
+        "reading back",
+        |m| {
+            total += 1;
+            seen.insert(m.payload().unwrap_or_default().to_vec());
+        },
+    );
     (total, seen.len() as u64)
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,38 +71,18 @@ fn run_collector_at(
         assert!(Instant::now() < end, "collector not up in 60 s: {text}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // one capture after the other, each from its own source port (an exporter of its own),
-    // paced so the socket buffer never overflows
-    for f in pcaps {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut r = ferroflow_io::pcap::PcapReader::open(f).unwrap();
-        while let Some(Ok(d)) = r.next_datagram() {
-            let _ = s.send_to(d.payload, ("127.0.0.1", port));
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::replay_paced(pcaps, to, Duration::from_micros(200));
     std::thread::sleep(Duration::from_secs(1));
     if wait_for > 0 {
         wait_count(prefix, wait_for, Duration::from_secs(240), None);
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let end = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!(
-                "collector did not stop: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = common::sigterm_wait(&mut child, Duration::from_secs(120)).unwrap_or_else(|| {
+        panic!(
+            "collector did not stop: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    });
     let text = std::fs::read_to_string(log).unwrap_or_default();
     assert_eq!(
         status.success(),
@@ -120,7 +100,7 @@ fn corpus_to_opensearch_without_kafka() {
     let n = Names::new("direct");
     let dir = tmpdir("collect-es");
     let decoded = corpus_docs(&n).len() as u64;
-    let pcaps = corpus_pcaps();
+    let pcaps = captures();
 
     let log = run_collector(&n.prefix, &pcaps, &dir.join("collect1.log"), decoded);
     let delivered = stopped_field(&log, "delivered").expect("a stopped: line");
@@ -197,7 +177,7 @@ fn cluster_gone_at_shutdown_is_reported_not_hung() {
     let dir = tmpdir("collect-es-gone");
     let proxy = FaultProxy::start("127.0.0.1:9200");
     let url = proxy.url();
-    let pcaps = corpus_pcaps();
+    let pcaps = captures();
     // the template goes through, then the proxy refuses everything
     let flip = std::thread::spawn({
         let log = dir.join("collect.log");

@@ -12,6 +12,8 @@
 //! The throughput measurement is an ignored test:
 //! `FF_RATE=<flows/s> FF_SECONDS=<s> cargo test --release --test collect_kafka -- --ignored --nocapture throughput`.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
@@ -21,14 +23,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::kafka::{self, TopicSpec};
 use ferroflow_engine::sink::kafka::rdkafka;
 use ferroflow_io::pcap::PcapReader;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 const BROKER: &str = "127.0.0.1:9092";
@@ -64,44 +63,8 @@ fn broker_or_skip(test: &str) -> bool {
     false
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "admin request unanswered for 60 s"
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
-
-fn admin() -> AdminClient<DefaultClientContext> {
-    ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .create()
-        .expect("admin client")
-}
-
 fn consumer(tag: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", BROKER)
-        .set("group.id", format!("fftest-{}-{tag}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .expect("consumer")
+    kafka::consumer(BROKER, &format!("fftest-{}-{tag}", std::process::id()), &[])
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
@@ -121,80 +84,19 @@ fn stem(tag: &str) -> String {
 }
 
 /// Topics created for one test and deleted when it ends (also when it fails).
-struct Topics {
-    admin: AdminClient<DefaultClientContext>,
-    names: Vec<String>,
-}
-
-/// A topic to create: name, partitions, topic configuration.
-type TopicSpec<'a> = (String, i32, Vec<(&'a str, &'a str)>);
+struct Topics(Vec<String>);
 
 impl Topics {
-    fn create(specs: &[TopicSpec<'_>]) -> Topics {
-        let admin = admin();
-        let new: Vec<NewTopic<'_>> = specs
-            .iter()
-            .map(|(n, p, cfg)| {
-                // Messages carry the flow's end time, years ago for the captures: without
-                // this, time-based retention may delete them before the test reads them.
-                let mut t =
-                    NewTopic::new(n, *p, TopicReplication::Fixed(1)).set("retention.ms", "-1");
-                for (k, v) in cfg {
-                    t = t.set(k, v);
-                }
-                t
-            })
-            .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let res = block_on(admin.create_topics(&new, &opts)).expect("create topics");
-        for r in res {
-            r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
-        }
-        let topics = Topics {
-            admin,
-            names: specs.iter().map(|s| s.0.clone()).collect(),
-        };
-        // wait until every partition has a leader
-        let c = consumer("meta");
-        for (name, parts, _) in specs {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let ok = c
-                    .fetch_metadata(Some(name), Duration::from_secs(5))
-                    .ok()
-                    .and_then(|md| {
-                        md.topics().iter().find(|t| t.name() == name).map(|t| {
-                            t.error().is_none()
-                                && t.partitions().len() == *parts as usize
-                                && t.partitions().iter().all(|p| p.leader() >= 0)
-                        })
-                    })
-                    .unwrap_or(false);
-                if ok {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "topic {name} not ready in 30 s");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        topics
+    fn create(specs: &[TopicSpec]) -> Topics {
+        kafka::create_topics(BROKER, specs, Duration::from_secs(30));
+        Topics(specs.iter().map(|s| s.name.clone()).collect())
     }
 }
 
 impl Drop for Topics {
     fn drop(&mut self) {
-        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        match block_on(self.admin.delete_topics(&names, &opts)) {
-            Ok(rs) => {
-                for r in rs {
-                    if let Err((t, e)) = r {
-                        eprintln!("deleting test topic {t}: {e}");
-                    }
-                }
-            }
-            Err(e) => eprintln!("deleting test topics {names:?}: {e}"),
-        }
+        let names: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        kafka::delete(BROKER, &names, &[]);
     }
 }
 
@@ -212,74 +114,34 @@ struct Msg {
 /// Every message of `topics`, from the beginning up to the high watermarks (read first), in
 /// partition order.
 fn consume_all(topics: &[&str], tag: &str) -> Vec<Msg> {
-    let c = consumer(tag);
-    let mut tpl = TopicPartitionList::new();
-    let mut want: HashMap<(String, i32), i64> = HashMap::new();
-    for &t in topics {
-        let md = c
-            .fetch_metadata(Some(t), Duration::from_secs(10))
-            .expect("metadata");
-        let parts = md.topics()[0].partitions().len() as i32;
-        for p in 0..parts {
-            let (lo, hi) = c
-                .fetch_watermarks(t, p, Duration::from_secs(10))
-                .expect("watermarks");
-            tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
-            if hi > lo {
-                want.insert((t.to_string(), p), hi);
-            }
-        }
-    }
-    c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !want.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "consuming: partitions not read to their end in 90 s: {want:?}"
-        );
-        let Some(m) = c.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = m.expect("consume");
-        let k = (m.topic().to_string(), m.partition());
-        if let Some(&hi) = want.get(&k) {
-            if m.offset() + 1 >= hi {
-                want.remove(&k);
-            }
-        }
-        let payload = m.payload().expect("message without a value");
-        out.push(Msg {
-            topic: m.topic().to_string(),
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            timestamp_ms: match m.timestamp() {
-                Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => Some(t),
-                Timestamp::NotAvailable => None,
-            },
-            doc: serde_json::from_slice(payload).expect("message value is not JSON"),
-        });
-    }
+    kafka::read_to_end(
+        &consumer(tag),
+        topics,
+        Duration::from_secs(90),
+        "consuming",
+        |m| {
+            let payload = m.payload().expect("message without a value");
+            out.push(Msg {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                timestamp_ms: match m.timestamp() {
+                    Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => Some(t),
+                    Timestamp::NotAvailable => None,
+                },
+                doc: serde_json::from_slice(payload).expect("message value is not JSON"),
+            });
+        },
+    );
     out.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
     out
 }
 
 /// Messages in `topic` (sum over partitions of high - low watermarks).
 fn count_messages(topic: &str) -> i64 {
-    let c = consumer("count");
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let parts = md.topics()[0].partitions().len() as i32;
-    (0..parts)
-        .map(|p| {
-            let (lo, hi) = c
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks");
-            hi - lo
-        })
-        .sum()
+    kafka::messages_in(&consumer("count"), &[topic])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,18 +170,17 @@ fn write_config(
     queue_full: &str,
     properties: &[(&str, &str)],
 ) -> PathBuf {
-    let mut s = format!(
-        "[output]\nkind = \"kafka\"\n\n[output.kafka]\nqueue_full = \"{queue_full}\"\n\n\
-         [output.kafka.topics]\nnetflow_v5 = \"{0}\"\nnetflow_v9 = \"{0}\"\nipfix = \"{1}\"\n\
-         sflow = \"{2}\"\n\n[output.kafka.properties]\n",
-        topics[0], topics[1], topics[2]
-    );
-    for (k, v) in properties {
-        s.push_str(&format!("\"{k}\" = \"{v}\"\n"));
-    }
-    let p = dir.join("ferroflow.toml");
-    std::fs::write(&p, s).unwrap();
-    p
+    let props: Vec<(String, String)> = properties
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    kafka::write_collect_config(
+        dir,
+        None,
+        topics,
+        &format!("queue_full = \"{queue_full}\"\n"),
+        &props,
+    )
 }
 
 struct Collector {
@@ -536,24 +397,6 @@ fn summary(stderr: &str) -> HashMap<String, u64> {
 // ---------------------------------------------------------------------------------------------
 // traffic
 
-fn corpus_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
-    let mut files = Vec::new();
-    for sub in std::fs::read_dir(&dir).unwrap() {
-        let sub = sub.unwrap().path();
-        if sub.is_dir() {
-            for f in std::fs::read_dir(&sub).unwrap() {
-                let f = f.unwrap().path();
-                if f.extension().is_some_and(|e| e == "pcap") {
-                    files.push(f);
-                }
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
 /// The UDP datagrams of a capture: (source, payload), in file order.
 fn datagrams(path: &Path) -> Vec<(SocketAddr, Vec<u8>)> {
     let mut r = PcapReader::open(path).unwrap();
@@ -693,17 +536,14 @@ fn corpus_through_kafka_once_in_order() {
         format!("{stem}-sflow"),
     ];
     let topics = [names[0].as_str(), names[1].as_str(), names[2].as_str()];
-    let _guard = Topics::create(&[
-        (names[0].clone(), 4, vec![]),
-        (names[1].clone(), 4, vec![]),
-        (names[2].clone(), 4, vec![]),
-    ]);
+    let specs: Vec<TopicSpec> = names.iter().map(|n| TopicSpec::new(n, 4)).collect();
+    let _guard = Topics::create(&specs);
     let dir = TempDir::new(&stem);
     let config = write_config(&dir.0, topics, "block", &[]);
 
     // expected: decode each capture on its own (each is an independent stream, as each is sent
     // from its own sockets), grouped by exporter in file order
-    let files = corpus_files();
+    let files = common::captures();
     let mut expected: HashMap<(usize, SocketAddr), Vec<Value>> = HashMap::new();
     let mut expected_total = 0usize;
     for (i, f) in files.iter().enumerate() {
@@ -909,7 +749,7 @@ fn missing_topic_stops_the_start_and_is_not_created() {
     let stem = stem("missing");
     let present = format!("{stem}-present");
     let absent = format!("{stem}-absent");
-    let _guard = Topics::create(&[(present.clone(), 2, vec![])]);
+    let _guard = Topics::create(&[TopicSpec::new(&present, 2)]);
     let dir = TempDir::new(&stem);
     let config = write_config(&dir.0, [&present, &absent, &present], "block", &[]);
     let e = match start_collector(&config, BROKER) {
@@ -940,7 +780,7 @@ fn full_queue_with_drop_policy_counts_dropped() {
     }
     let stem = stem("drop");
     let t = format!("{stem}-ipfix");
-    let _guard = Topics::create(&[(t.clone(), 2, vec![])]);
+    let _guard = Topics::create(&[TopicSpec::new(&t, 2)]);
     let dir = TempDir::new(&stem);
     let config = write_config(
         &dir.0,
@@ -987,7 +827,7 @@ fn full_queue_with_block_policy_waits_and_loses_nothing() {
     }
     let stem = stem("block");
     let t = format!("{stem}-ipfix");
-    let _guard = Topics::create(&[(t.clone(), 1, vec![])]);
+    let _guard = Topics::create(&[TopicSpec::new(&t, 1)]);
     let dir = TempDir::new(&stem);
     let config = write_config(
         &dir.0,
@@ -1031,7 +871,7 @@ fn refused_deliveries_are_counted_failed_and_fail_the_exit() {
     }
     let stem = stem("refused");
     let t = format!("{stem}-ipfix");
-    let _guard = Topics::create(&[(t.clone(), 2, vec![("max.message.bytes", "100")])]);
+    let _guard = Topics::create(&[TopicSpec::new(&t, 2).set("max.message.bytes", "100")]);
     let dir = TempDir::new(&stem);
     let config = write_config(
         &dir.0,
@@ -1098,7 +938,7 @@ fn throughput() {
     let f = Path::new(env!("CARGO_MANIFEST_DIR")).join(&capture);
     let stem = stem("rate");
     let t = format!("{stem}-flows");
-    let _guard = Topics::create(&[(t.clone(), partitions, vec![])]);
+    let _guard = Topics::create(&[TopicSpec::new(&t, partitions)]);
     let dir = TempDir::new(&stem);
     let config = write_config(&dir.0, [&t, &t, &t], "block", &[]);
 

@@ -8,10 +8,13 @@
 //!
 //! `FERROFLOW_GOLDEN_VERBOSE=1` prints every mismatch.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::{captures, corpus_dir};
 use serde_json::Value;
 
 /// Keys compared between the answer and our documents.
@@ -88,28 +91,6 @@ const EXTRA_EXPECTED: &[(&str, usize, &str)] = &[
          we walk the flowsets by their lengths",
     ),
 ];
-
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus")
-}
-
-fn captures() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for dir in std::fs::read_dir(corpus_dir()).expect("tests/fixtures/corpus exists") {
-        let dir = dir.unwrap().path();
-        if !dir.is_dir() || dir.file_name().unwrap() == "tools" {
-            continue;
-        }
-        for f in std::fs::read_dir(&dir).unwrap() {
-            let f = f.unwrap().path();
-            if f.extension().is_some_and(|e| e == "pcap") {
-                v.push(f);
-            }
-        }
-    }
-    v.sort();
-    v
-}
 
 /// RFC 3339 `2024-01-02T03:04:05.123456789Z` -> ns since the epoch.
 fn parse_time(s: &str) -> Option<i64> {

@@ -6,9 +6,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::index::*;
 use serde_json::Value;
@@ -60,32 +60,12 @@ fn via_collector(n: &Names, expected: usize, dir: &std::path::Path) -> Result<u6
                 .unwrap_or("")
         ));
     }
-    // one capture after the other, from a distinct source port each (captures are
-    // independent exporters), paced so the socket buffer never overflows
-    for f in corpus_pcaps() {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut r = ferroflow_io::pcap::PcapReader::open(&f).unwrap();
-        while let Some(Ok(d)) = r.next_datagram() {
-            let _ = s.send_to(d.payload, ("127.0.0.1", port));
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::replay_paced(&captures(), to, Duration::from_micros(200));
     drop(sock);
     std::thread::sleep(Duration::from_secs(2));
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let end = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            return Err("collector did not stop".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    let Some(status) = common::sigterm_wait(&mut child, Duration::from_secs(60)) else {
+        return Err("collector did not stop".into());
     };
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let delivered = text
@@ -162,26 +142,39 @@ fn corpus_to_opensearch_exactly_once() {
         assert_eq!(date.len(), 10, "{name}");
         assert_eq!(&date[4..5], ".");
     }
-    // documents per day index = documents of that protocol and day
+    // documents per day index = documents of that protocol and day. sFlow carries no time of
+    // its own: its `@timestamp` is the receive time (the capture's time for `ferroflow decode`,
+    // today's for the collector), so its indices are compared as one total.
+    let day_index = |proto: &str, day: &str| {
+        if proto == "sflow" {
+            format!("{}-sflow-*", n.prefix)
+        } else {
+            format!("{}-{proto}-{day}", n.prefix)
+        }
+    };
     let mut want: BTreeMap<String, u64> = BTreeMap::new();
     for d in &docs {
         let proto = ["netflow", "ipfix", "sflow"]
             .into_iter()
             .find(|p| d.topic.ends_with(p))
             .unwrap();
-        let day = &ms_to_rfc3339(d.ts_ms)[..10];
-        *want
-            .entry(format!("{}-{proto}-{}", n.prefix, day.replace('-', ".")))
-            .or_default() += 1;
+        let day = ms_to_rfc3339(d.ts_ms)[..10].replace('-', ".");
+        *want.entry(day_index(proto, &day)).or_default() += 1;
     }
     if sent == docs.len() as u64 {
         let mut have: BTreeMap<String, u64> = BTreeMap::new();
-        for i in cat.as_array().unwrap() {
-            let name = i["index"].as_str().unwrap().to_string();
+        for name in &names {
+            let rest = name.strip_prefix(&format!("{}-", n.prefix)).unwrap();
+            let (proto, day) = rest.split_once('-').unwrap();
             let (_, c) = es_json("GET", &format!("/{name}/_count"), None);
-            have.insert(name, c["count"].as_u64().unwrap());
+            *have.entry(day_index(proto, day)).or_default() += c["count"].as_u64().unwrap();
         }
         assert_eq!(have, want);
+    } else {
+        eprintln!(
+            "NOTE: per-day counts not compared: the collector delivered {sent} of {} decoded",
+            docs.len()
+        );
     }
 
     // mapping types

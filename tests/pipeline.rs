@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::net::UdpSocket;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::index::*;
+use common::kafka;
 use serde_json::Value;
 
 /// `ferroflow generate` at 1500 flows/s; the flows it sent.
@@ -43,24 +43,9 @@ fn generate(proto: &str, to: &str, seconds: &str) -> u64 {
 }
 
 fn kafka_messages(brokers: &str, topics: &[String]) -> i64 {
-    use ferroflow_engine::index::rdkafka::consumer::{BaseConsumer, Consumer};
-    use ferroflow_engine::index::rdkafka::ClientConfig;
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "fftest-pipeline-count")
-        .create()
-        .unwrap();
-    let mut total = 0;
-    for t in topics {
-        let md = c.fetch_metadata(Some(t), Duration::from_secs(10)).unwrap();
-        for p in md.topics()[0].partitions() {
-            let (lo, hi) = c
-                .fetch_watermarks(t, p.id(), Duration::from_secs(10))
-                .unwrap();
-            total += hi - lo;
-        }
-    }
-    total
+    let c = kafka::consumer(brokers, "fftest-pipeline-count", &[]);
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    kafka::messages_in(&c, &topics)
 }
 
 #[test]
@@ -82,51 +67,14 @@ fn generated_traffic_through_a_broker_restart_lands_once() {
     let n = Names::with_brokers("pipeline", &k.brokers());
     n.create_topics(2);
     let dir = tmpdir("pipeline");
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let to = format!("127.0.0.1:{port}");
-    let config = dir.join("collect.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[output]\nkind = \"kafka\"\n[output.kafka]\nbrokers = [\"{}\"]\n\
-             [output.kafka.topics]\nnetflow_v5 = \"{nf}\"\nnetflow_v9 = \"{nf}\"\nipfix = \"{ix}\"\nsflow = \"{sf}\"\n",
-            n.brokers,
-            nf = n.netflow,
-            ix = n.ipfix,
-            sf = n.sflow
-        ),
-    )
-    .unwrap();
-    let args: Vec<String> = [
-        "collect",
-        "--config",
-        &config.display().to_string(),
-        "--listen",
-        &to,
-        "--metrics",
-        "off",
-        "--workers",
-        "1",
-        "--no-pin",
-    ]
-    .map(String::from)
-    .to_vec();
-    // `Indexer` runs any subcommand with its log in a file
-    let mut collector = Indexer::start(&args, &dir.join("collect.log"));
-    let end = Instant::now() + Duration::from_secs(60);
-    while !collector.log_text().contains("listening on") {
-        collector.assert_running();
-        assert!(
-            Instant::now() < end,
-            "collector not up: {}",
-            collector.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let config = kafka::write_collect_config(
+        &dir,
+        Some(&n.brokers),
+        [&n.netflow, &n.ipfix, &n.sflow],
+        "",
+        &[],
+    );
+    let (mut collector, to) = kafka::start_collector(&config, &dir, 1, "off");
 
     let mut sent = generate("ipfix", &to, "2");
     // the broker dies under the collector: the producer keeps what it accepted and retries

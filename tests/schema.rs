@@ -2,6 +2,8 @@
 //! without `--scale-sampling`), every field the corpus produces outside `netflow.*` is listed,
 //! and the documents of each kind carry the fields every document of that kind must have.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
@@ -42,20 +44,7 @@ fn walk(prefix: &str, v: &Value, out: &mut BTreeMap<String, u64>) {
 }
 
 fn corpus_docs(extra_args: &[&str]) -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/corpus");
-    let mut files = Vec::new();
-    for sub in std::fs::read_dir(&dir).unwrap() {
-        let sub = sub.unwrap().path();
-        if sub.is_dir() {
-            for f in std::fs::read_dir(&sub).unwrap() {
-                let f = f.unwrap().path();
-                if f.extension().is_some_and(|e| e == "pcap") {
-                    files.push(f);
-                }
-            }
-        }
-    }
-    files.sort();
+    let files = common::captures();
     let mut docs = Vec::new();
     // one file at a time: captures are independent streams
     for f in files {

@@ -19,23 +19,20 @@
 mod common;
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::index::{bin, corpus_pcaps, tmpdir};
+use common::index::{bin, tmpdir};
+use common::kafka::{self, TopicSpec};
+use common::{captures, free_udp_port};
 use ferroflow_engine::es::{Auth, EsClient, EsSettings};
-use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------
@@ -211,53 +208,16 @@ impl Topics {
             .iter()
             .map(|k| format!("{stem}-{k}"))
             .collect();
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &e.plain)
-            .create()
-            .unwrap();
-        let new: Vec<NewTopic<'_>> = names
+        let specs: Vec<TopicSpec> = names
             .iter()
-            .map(|t| {
-                NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1")
-            })
+            .map(|n| TopicSpec::new(n, partitions))
             .collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        for r in block_on(admin.create_topics(&new, &opts)).expect("create topics") {
-            r.unwrap_or_else(|(t, err)| panic!("create topic {t}: {err}"));
-        }
-        let t = Topics {
+        kafka::create_topics(&e.plain, &specs, Duration::from_secs(30));
+        Topics {
             plain: e.plain.clone(),
             group: format!("{stem}-group"),
             names,
-        };
-        // every partition with a leader, seen over the plain listener
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &e.plain)
-            .set("group.id", &t.group)
-            .create()
-            .unwrap();
-        for name in &t.names {
-            let end = Instant::now() + Duration::from_secs(30);
-            loop {
-                let ok = c
-                    .fetch_metadata(Some(name), Duration::from_secs(5))
-                    .ok()
-                    .is_some_and(|md| {
-                        md.topics().iter().any(|x| {
-                            x.name() == name
-                                && x.error().is_none()
-                                && x.partitions().len() == partitions as usize
-                                && x.partitions().iter().all(|p| p.leader() >= 0)
-                        })
-                    });
-                if ok {
-                    break;
-                }
-                assert!(Instant::now() < end, "topic {name} not ready in 30 s");
-                std::thread::sleep(Duration::from_millis(100));
-            }
         }
-        t
     }
 
     fn netflow(&self) -> &str {
@@ -279,68 +239,20 @@ impl Topics {
 
 impl Drop for Topics {
     fn drop(&mut self) {
-        let admin: AdminClient<DefaultClientContext> = match ClientConfig::new()
-            .set("bootstrap.servers", &self.plain)
-            .create()
-        {
-            Ok(a) => a,
-            Err(_) => return,
-        };
         let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let _ = block_on(admin.delete_topics(&names, &opts));
-        let _ = block_on(admin.delete_groups(&[self.group.as_str()], &opts));
+        kafka::delete(&self.plain, &names, &[self.group.as_str()]);
     }
 }
 
 /// Every message of `topics`, read over TLS (`l`) from the beginning to the high watermarks.
 fn consume_all(e: &Env, l: Listener, topics: &[&str]) -> Vec<Value> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", brokers(e, l))
-        .set(
-            "group.id",
-            format!("fftest-{}-tls-reader", std::process::id()),
-        )
-        .set("enable.auto.commit", "false");
-    for (k, v) in kafka_props(e, l, &e.ca, &e.sasl_password) {
-        cfg.set(k, v);
-    }
-    let c: BaseConsumer = cfg.create().expect("TLS consumer");
-    let mut tpl = TopicPartitionList::new();
-    let mut want: HashMap<(String, i32), i64> = HashMap::new();
-    for &t in topics {
-        let md = c
-            .fetch_metadata(Some(t), Duration::from_secs(20))
-            .expect("metadata over TLS");
-        let parts = md.topics()[0].partitions().len() as i32;
-        for p in 0..parts {
-            let (lo, hi) = c
-                .fetch_watermarks(t, p, Duration::from_secs(20))
-                .expect("watermarks over TLS");
-            tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
-            if hi > lo {
-                want.insert((t.to_string(), p), hi);
-            }
-        }
-    }
-    c.assign(&tpl).expect("assign");
+    let props = kafka_props(e, l, &e.ca, &e.sasl_password);
+    let group = format!("fftest-{}-tls-reader", std::process::id());
+    let c = kafka::consumer(brokers(e, l), &group, &props);
     let mut out = Vec::new();
-    let end = Instant::now() + Duration::from_secs(90);
-    while !want.is_empty() {
-        assert!(
-            Instant::now() < end,
-            "TLS consumer: partitions not read to their end in 90 s: {want:?}"
-        );
-        let Some(m) = c.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = m.expect("consume over TLS");
-        let k = (m.topic().to_string(), m.partition());
-        if want.get(&k).is_some_and(|&hi| m.offset() + 1 >= hi) {
-            want.remove(&k);
-        }
-        out.push(serde_json::from_slice(m.payload().expect("value")).expect("JSON value"));
-    }
+    kafka::read_to_end(&c, topics, Duration::from_secs(90), "TLS consumer", |m| {
+        out.push(serde_json::from_slice(m.payload().expect("value")).expect("JSON value"))
+    });
     out
 }
 
@@ -350,7 +262,7 @@ fn consume_all(e: &Env, l: Listener, topics: &[&str]) -> Vec<Value> {
 /// A few captures of the corpus (NetFlow v5/v9, IPFIX, sFlow) and what `ferroflow decode`
 /// makes of them: the records the collector must deliver.
 fn traffic() -> (Vec<PathBuf>, Vec<Value>) {
-    let files: Vec<PathBuf> = corpus_pcaps();
+    let files: Vec<PathBuf> = captures();
     let mut docs = Vec::new();
     for f in &files {
         let out = Command::new(bin())
@@ -391,47 +303,7 @@ fn multiset(docs: &[Value]) -> HashMap<String, usize> {
 }
 
 fn write_collect_config(dir: &Path, t: &Topics, props: &[(String, String)]) -> PathBuf {
-    let mut s = format!(
-        "[output]\nkind = \"kafka\"\n\n[output.kafka.topics]\nnetflow_v5 = \"{0}\"\n\
-         netflow_v9 = \"{0}\"\nipfix = \"{1}\"\nsflow = \"{2}\"\n\n[output.kafka.properties]\n",
-        t.netflow(),
-        t.ipfix(),
-        t.sflow()
-    );
-    for (k, v) in props {
-        s.push_str(&format!("\"{k}\" = \"{v}\"\n"));
-    }
-    let p = dir.join("ferroflow.toml");
-    std::fs::write(&p, s).unwrap();
-    p
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits (bounded) for a child to exit; kills it after `timeout`.
-fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<ExitStatus> {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if let Ok(Some(s)) = child.try_wait() {
-            return Some(s);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
-fn sigterm(child: &std::process::Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    kafka::write_collect_config(dir, None, [t.netflow(), t.ipfix(), t.sflow()], "", props)
 }
 
 /// Runs `ferroflow collect --output kafka` over listener `l`, replays `files` to it, stops it;
@@ -487,21 +359,10 @@ fn run_collector(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    // one socket per exporter of each capture (each is an independent stream of templates)
-    for f in files {
-        let mut socks: HashMap<SocketAddr, UdpSocket> = HashMap::new();
-        let mut r = ferroflow_io::pcap::PcapReader::open(f).unwrap();
-        while let Some(Ok(d)) = r.next_datagram() {
-            let s = socks
-                .entry(d.src)
-                .or_insert_with(|| UdpSocket::bind("127.0.0.1:0").unwrap());
-            let _ = s.send_to(d.payload, ("127.0.0.1", port));
-            std::thread::sleep(Duration::from_micros(300));
-        }
-    }
+    let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    common::replay_paced(files, to, Duration::from_micros(300));
     std::thread::sleep(Duration::from_secs(2));
-    sigterm(&child);
-    let st = wait_exit(&mut child, Duration::from_secs(90))
+    let st = common::sigterm_wait(&mut child, Duration::from_secs(90))
         .unwrap_or_else(|| panic!("collector did not exit 90 s after SIGTERM:\n{}", text()));
     (st, text())
 }
@@ -792,8 +653,7 @@ fn index_round_trip(test: &str, l: Listener) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    sigterm(&child);
-    let st = wait_exit(&mut child, Duration::from_secs(60));
+    let st = common::sigterm_wait(&mut child, Duration::from_secs(60));
     assert_eq!(
         n,
         N as u64,
@@ -842,7 +702,7 @@ fn index_fails_at_start(
     let log = dir.join("index.log");
     let t0 = Instant::now();
     let mut child = spawn_index(&args, password, &log);
-    let st = wait_exit(&mut child, Duration::from_secs(30));
+    let st = common::wait_exit(&mut child, Duration::from_secs(30));
     let took = t0.elapsed();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let st = st.unwrap_or_else(|| panic!("ferroflow index still running after 30 s:\n{text}"));

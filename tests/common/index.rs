@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroflow_engine::es::{EsClient, EsSettings};
-use ferroflow_engine::index::dead_letter::block_on;
 use ferroflow_engine::index::rdkafka;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use serde_json::Value;
+
+use super::kafka::{self, TopicSpec};
 
 pub const KAFKA: &str = "127.0.0.1:9092";
 pub const ES: &str = "http://127.0.0.1:9200";
@@ -120,42 +121,12 @@ impl Names {
         vec![self.netflow.clone(), self.ipfix.clone(), self.sflow.clone()]
     }
 
+    /// The flow topics and the dead-letter topic, `partitions` partitions each.
     pub fn create_topics(&self, partitions: i32) {
-        let admin = admin(&self.brokers);
         let mut all = self.topics();
         all.push(self.dlq.clone());
-        let new: Vec<NewTopic<'_>> = all
-            .iter()
-            // no time-based retention: corpus records carry their capture-era timestamps, which
-            // the broker's retention (a day) would delete within minutes
-            .map(|t| {
-                NewTopic::new(t, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1")
-            })
-            .collect();
-        let res = block_on(admin.create_topics(&new, &AdminOptions::new())).unwrap();
-        for r in res {
-            if let Err((t, e)) = r {
-                if e != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                    panic!("create topic {t}: {e}");
-                }
-            }
-        }
-        // wait for the metadata to show them
-        let p: ThreadedProducer<DefaultProducerContext> =
-            producer_config(&self.brokers).create().unwrap();
-        for t in &all {
-            let end = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < end {
-                if let Ok(md) = p.client().fetch_metadata(Some(t), Duration::from_secs(5)) {
-                    if md.topics().first().is_some_and(|x| {
-                        x.error().is_none() && x.partitions().len() == partitions as usize
-                    }) {
-                        break;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
+        let specs: Vec<TopicSpec> = all.iter().map(|t| TopicSpec::new(t, partitions)).collect();
+        kafka::create_topics(&self.brokers, &specs, Duration::from_secs(30));
     }
 
     pub fn cleanup_index(&self) {
@@ -183,13 +154,10 @@ impl Names {
     }
 
     pub fn cleanup_kafka(&self) {
-        let admin = admin(&self.brokers);
         let mut all = self.topics();
         all.push(self.dlq.clone());
         let names: Vec<&str> = all.iter().map(String::as_str).collect();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let _ = block_on(admin.delete_topics(&names, &opts));
-        let _ = block_on(admin.delete_groups(&[self.group.as_str()], &opts));
+        kafka::delete(&self.brokers, &names, &[self.group.as_str()]);
     }
 
     /// Common `ferroflow index` arguments for these names (add `--es-url`).
@@ -266,21 +234,28 @@ pub fn bin() -> String {
 pub use super::repo;
 
 /// Every pcap of the corpus, sorted.
-pub use super::captures as corpus_pcaps;
+pub use super::captures;
 
 /// `ferroflow decode` of each capture (one file at a time: captures are independent streams),
 /// as documents for the topics of `n` (by `flow.protocol`), with `@timestamp` as the Kafka
-/// message timestamp.
+/// message timestamp. `@timestamp` is the record's own time (see [`super::unclamp`]), as a
+/// collector with `decoder.max_past_secs = 0` gives it.
 pub fn corpus_docs(n: &Names) -> Vec<Doc> {
     let mut docs = Vec::new();
-    for f in corpus_pcaps() {
+    for f in captures() {
         let out = Command::new(bin()).arg("decode").arg(&f).output().unwrap();
         assert!(out.status.success(), "decode {}", f.display());
         for line in String::from_utf8(out.stdout).unwrap().lines() {
             if line.trim().is_empty() {
                 continue;
             }
-            let v: Value = serde_json::from_str(line).unwrap();
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            // the record's own time, as a collector with `decoder.max_past_secs = 0` gives it
+            let json = if super::unclamp(&mut v) {
+                v.to_string()
+            } else {
+                line.to_string()
+            };
             let topic = match v["flow"]["protocol"].as_str().unwrap_or("") {
                 "ipfix" => &n.ipfix,
                 "sflow5" => &n.sflow,
@@ -289,7 +264,7 @@ pub fn corpus_docs(n: &Names) -> Vec<Doc> {
             docs.push(Doc {
                 topic: topic.clone(),
                 ts_ms: rfc3339_ms(v["@timestamp"].as_str().unwrap_or("")),
-                json: line.to_string(),
+                json,
             });
         }
     }
@@ -421,20 +396,9 @@ impl Indexer {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM and wait (bounded).
+    /// SIGTERM and wait (at most 60 s; then it is killed and this is `None`).
     pub fn sigterm(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let end = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
+        super::sigterm_wait(&mut self.child, Duration::from_secs(60))
     }
 
     pub fn log_text(&self) -> String {

@@ -5,10 +5,13 @@
 //! - [`index`]: the Kafka / OpenSearch side (`ferroflow index`, producing, counting, a
 //!   fault-injecting proxy, a private Kafka), for the `index_*`, pipeline, TLS and
 //!   `collect_es` tests (`use common::index::*;`);
+//! - [`kafka`]: topics made and deleted for one test, reading partitions to their end, the
+//!   collector's `[output.kafka]` configuration;
 //! - [`private_es`]: a private OpenSearch the tests may stop.
 #![allow(dead_code)]
 
 pub mod index;
+pub mod kafka;
 pub mod private_es;
 
 use std::collections::HashMap;
@@ -137,21 +140,8 @@ impl Collector {
 
     /// SIGTERM and wait (at most 60 s); returns the exit status and stderr.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let t0 = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                break st;
-            }
-            if t0.elapsed() > Duration::from_secs(60) {
-                let _ = self.child.kill();
-                panic!("collector did not stop within 60 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = sigterm_wait(&mut self.child, Duration::from_secs(60))
+            .expect("collector did not stop within 60 s of SIGTERM");
         let mut err = String::new();
         let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
         (status, err)
@@ -245,6 +235,43 @@ impl Replayer {
     pub fn send(&mut self, orig: SocketAddr, payload: &[u8], to: SocketAddr) {
         self.sender(orig).send_to(payload, to).expect("send");
     }
+}
+
+/// Replays `pcaps` to `to`, one capture after the other, each capture's exporters from sockets
+/// of their own ([`Replayer`]: captures are independent streams of templates), `gap` between
+/// datagrams so the socket buffer never overflows.
+pub fn replay_paced(pcaps: &[PathBuf], to: SocketAddr, gap: Duration) {
+    for (i, f) in pcaps.iter().enumerate() {
+        let mut rp = Replayer::new(i);
+        for (src, payload) in datagrams(f) {
+            rp.send(src, &payload, to);
+            std::thread::sleep(gap);
+        }
+    }
+}
+
+/// SIGTERM `child`, then [`wait_exit`].
+pub fn sigterm_wait(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    wait_exit(child, timeout)
+}
+
+/// Waits up to `timeout` for `child` to exit: its status, or `None` (the child is then
+/// killed).
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// Run `ferroflow decode` on one capture: its documents, one JSON value per line.
