@@ -32,14 +32,13 @@ pub(super) const EXPORTER_BASE_BYTES: usize =
 #[derive(Debug)]
 pub(super) struct ExporterState {
     pub(super) last_seen_ns: u64,
-    /// oldest refreshed first
-    pub(super) templates: Lru<TKey, TemplateEntry>,
+    pub(super) templates: TemplateCache,
     /// least recently seen first
     pub(super) domains: Lru<DKey, Domain>,
-    pub(super) held: VecDeque<Held>,
-    pub(super) held_bytes: usize,
-    /// templates, domains and this state itself, as counted in the state bounds
-    pub(super) state_bytes: usize,
+    pub(super) held: HeldSets,
+    /// this state itself and its domains, as counted in the state bounds (the templates
+    /// count theirs: [`TemplateCache::bytes`])
+    pub(super) own_bytes: usize,
     /// datagrams that yielded records (promotion to the protected segment at 2)
     pub(super) record_datagrams: u8,
 }
@@ -48,11 +47,10 @@ impl Default for ExporterState {
     fn default() -> Self {
         ExporterState {
             last_seen_ns: 0,
-            templates: Lru::default(),
+            templates: TemplateCache::default(),
             domains: Lru::default(),
-            held: VecDeque::new(),
-            held_bytes: 0,
-            state_bytes: EXPORTER_BASE_BYTES,
+            held: HeldSets::default(),
+            own_bytes: EXPORTER_BASE_BYTES,
             record_datagrams: 0,
         }
     }
@@ -208,8 +206,8 @@ impl Decoder {
         let Some(s) = self.exporters.remove(a) else {
             return;
         };
-        self.held_bytes_total -= s.held_bytes;
-        self.state_bytes_total -= s.state_bytes;
+        self.held_bytes_total -= s.held.bytes();
+        self.state_bytes_total -= s.state_bytes();
         self.stats.held_sets_dropped += s.held.len() as u64;
         self.stats.templates_evicted += s.templates.len() as u64;
         self.stats.domains_evicted += s.domains.len() as u64;
@@ -272,9 +270,9 @@ impl Decoder {
             } = self;
             if let Some(st) = exporters.get_mut(&keep) {
                 let want = st
-                    .state_bytes
+                    .state_bytes()
                     .saturating_sub(*state_bytes_total - cfg.max_state_bytes_total);
-                shrink(st, want, state_bytes_total, stats);
+                st.shrink(want, state_bytes_total, stats);
             }
         }
     }
@@ -307,24 +305,21 @@ impl Decoder {
         }
         {
             while st.domains.len() >= cfg.max_domains_per_exporter.max(1) {
-                let Some((_, d)) = st.domains.pop_front() else {
+                if !st.pop_domain(total) {
                     break;
-                };
-                st.state_bytes -= d.cost();
-                *total -= d.cost();
+                }
                 stats.domains_evicted += 1;
             }
             let d = Domain::default();
             let cost = d.cost();
-            if st.state_bytes + cost > cfg.max_state_bytes_per_exporter {
-                shrink(
-                    st,
+            if st.state_bytes() + cost > cfg.max_state_bytes_per_exporter {
+                st.shrink(
                     cfg.max_state_bytes_per_exporter.saturating_sub(cost),
                     total,
                     stats,
                 );
             }
-            st.state_bytes += cost;
+            st.own_bytes += cost;
             *total += cost;
             st.domains.insert(
                 key,
@@ -337,73 +332,142 @@ impl Decoder {
     }
 }
 
-/// Store a template under `key` (replacing one under the same key) within the exporter's
-/// bounds: its count and bytes, oldest refreshed evicted first. False when the template alone
-/// is over the byte bound (it is not kept; counted as evicted).
-pub(super) fn put_template(
-    st: &mut ExporterState,
-    key: TKey,
-    entry: TemplateEntry,
-    cfg: &DecoderConfig,
-    stats: &mut DecodeStats,
-    total: &mut usize,
-) -> bool {
-    let cost = entry.cost();
-    if let Some(old) = st.templates.remove(&key) {
-        st.state_bytes -= old.cost();
-        *total -= old.cost();
-    }
-    if EXPORTER_BASE_BYTES + cost > cfg.max_state_bytes_per_exporter {
-        stats.templates_evicted += 1;
-        return false;
-    }
-    while st.templates.len() >= cfg.max_templates_per_exporter.max(1) {
-        let Some((_, e)) = st.templates.pop_front() else {
-            break;
-        };
-        st.state_bytes -= e.cost();
-        *total -= e.cost();
-        stats.templates_evicted += 1;
-    }
-    if st.state_bytes + cost > cfg.max_state_bytes_per_exporter {
-        shrink(st, cfg.max_state_bytes_per_exporter - cost, total, stats);
-    }
-    st.state_bytes += cost;
-    *total += cost;
-    st.templates.insert(key, entry);
-    true
+/// What became of a template received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Learned {
+    /// The same as the one kept: refreshed, not compiled again.
+    Refreshed,
+    /// Compiled and stored.
+    Stored,
+    /// Compiled, but over the exporter's byte bound alone: not kept (counted as evicted).
+    Refused,
+    /// It did not compile.
+    Failed(DecodeError),
 }
 
-/// Evict the exporter's oldest templates, then its least recently seen domains, until its
-/// state takes at most `want` bytes (or nothing is left to evict).
-pub(super) fn shrink(
-    st: &mut ExporterState,
-    want: usize,
-    total: &mut usize,
-    stats: &mut DecodeStats,
-) {
-    while st.state_bytes > want {
-        if let Some((_, e)) = st.templates.pop_front() {
-            st.state_bytes -= e.cost();
-            *total -= e.cost();
-            stats.templates_evicted += 1;
-        } else if let Some((_, d)) = st.domains.pop_front() {
-            st.state_bytes -= d.cost();
-            *total -= d.cost();
-            stats.domains_evicted += 1;
-        } else {
-            break;
+impl ExporterState {
+    /// Bytes of state counted in the bounds: this state itself, its domains, its templates.
+    pub(super) fn state_bytes(&self) -> usize {
+        self.own_bytes + self.templates.bytes()
+    }
+
+    /// The template under `key` was received as `wire`: refresh it if unchanged, else
+    /// `compile` it and [`store`](Self::store) it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn learn(
+        &mut self,
+        key: TKey,
+        wire: &[u8],
+        now_ns: u64,
+        compile: impl FnOnce() -> Result<Template, DecodeError>,
+        cfg: &DecoderConfig,
+        stats: &mut DecodeStats,
+        total: &mut usize,
+    ) -> Learned {
+        if self.templates.refresh(&key, wire, now_ns) {
+            // resent unchanged (exporters refresh templates every few seconds or packets)
+            return Learned::Refreshed;
+        }
+        match compile() {
+            Ok(tpl) => {
+                if self.store(key, tpl, now_ns, cfg, stats, total) {
+                    Learned::Stored
+                } else {
+                    Learned::Refused
+                }
+            }
+            Err(e) => Learned::Failed(e),
         }
     }
+
+    /// Store a template under `key` (replacing one under the same key) within the exporter's
+    /// bounds: its count and bytes, oldest refreshed evicted first. False when the template
+    /// alone is over the byte bound (it is not kept; counted as evicted).
+    pub(super) fn store(
+        &mut self,
+        key: TKey,
+        tpl: Template,
+        now_ns: u64,
+        cfg: &DecoderConfig,
+        stats: &mut DecodeStats,
+        total: &mut usize,
+    ) -> bool {
+        let entry = TemplateEntry {
+            tpl,
+            refreshed_ns: now_ns,
+        };
+        let cost = entry.cost();
+        self.templates.remove(&key, total);
+        if EXPORTER_BASE_BYTES + cost > cfg.max_state_bytes_per_exporter {
+            stats.templates_evicted += 1;
+            return false;
+        }
+        while self.templates.len() >= cfg.max_templates_per_exporter.max(1) {
+            if !self.templates.pop_oldest(total) {
+                break;
+            }
+            stats.templates_evicted += 1;
+        }
+        if self.state_bytes() + cost > cfg.max_state_bytes_per_exporter {
+            self.shrink(cfg.max_state_bytes_per_exporter - cost, total, stats);
+        }
+        self.templates.insert(key, entry, total);
+        true
+    }
+
+    /// Evict the oldest templates, then the least recently seen domains, until the state
+    /// takes at most `want` bytes (or nothing is left to evict).
+    pub(super) fn shrink(&mut self, want: usize, total: &mut usize, stats: &mut DecodeStats) {
+        while self.state_bytes() > want {
+            if self.templates.pop_oldest(total) {
+                stats.templates_evicted += 1;
+            } else if self.pop_domain(total) {
+                stats.domains_evicted += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Remove the least recently seen domain: whether there was one.
+    pub(super) fn pop_domain(&mut self, total: &mut usize) -> bool {
+        let Some((_, d)) = self.domains.pop_front() else {
+            return false;
+        };
+        self.own_bytes -= d.cost();
+        *total -= d.cost();
+        true
+    }
+
+    /// Remove the domains not seen for longer than `timeout_ms`: how many went.
+    pub(super) fn expire_domains(
+        &mut self,
+        now_ns: u64,
+        timeout_ms: u64,
+        total: &mut usize,
+    ) -> u64 {
+        let timeout_ns = timeout_ms.saturating_mul(1_000_000);
+        let mut n = 0;
+        while self
+            .domains
+            .front()
+            .is_some_and(|(_, d)| now_ns > d.seen_ns.saturating_add(timeout_ns))
+        {
+            self.pop_domain(total);
+            n += 1;
+        }
+        n
+    }
 }
 
-/// Set `sid`'s rate in the domain's sampling table, which grows (counted in the exporter's
-/// state bytes) up to [`MAX_SAMPLERS_PER_DOMAIN`] entries and within `limit` bytes of state.
+/// Set `sid`'s rate in the domain's sampling table, which grows (counted in `own_bytes`, the
+/// exporter's [`ExporterState::own_bytes`]) up to [`MAX_SAMPLERS_PER_DOMAIN`] entries while
+/// `own_bytes` stays within `room` (the per-exporter bound less the templates' bytes).
 pub(super) fn set_rate(
     d: &mut Domain,
-    state_bytes: &mut usize,
+    own_bytes: &mut usize,
     total: &mut usize,
-    limit: usize,
+    room: usize,
     sid: Option<u64>,
     rate: u32,
 ) {
@@ -420,13 +484,13 @@ pub(super) fn set_rate(
         let want = (d.sampling.capacity() * 2).clamp(4, MAX_SAMPLERS_PER_DOMAIN);
         let growth = (want - d.sampling.capacity()) * std::mem::size_of::<(Option<u64>, u32)>()
             + if d.sampling.capacity() == 0 { 16 } else { 0 };
-        if *state_bytes + growth > limit {
+        if *own_bytes + growth > room {
             return;
         }
         d.sampling.reserve_exact(want - d.sampling.len());
     }
     d.sampling.push((sid, rate));
     let after = d.cost();
-    *state_bytes += after - before;
+    *own_bytes += after - before;
     *total += after - before;
 }

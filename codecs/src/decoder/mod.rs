@@ -437,40 +437,13 @@ impl Decoder {
     pub fn expire(&mut self, now_ns: u64) {
         let cfg = &self.cfg;
         for st in self.exporters.values_mut() {
-            if cfg.max_hold_ms > 0 {
-                while let Some(h) = st.held.front() {
-                    if h.received_ns.saturating_add(cfg.max_hold_ms * 1_000_000) >= now_ns {
-                        break;
-                    }
-                    let h = st.held.pop_front().expect("front exists");
-                    st.held_bytes -= held_cost(&h.body);
-                    self.held_bytes_total -= held_cost(&h.body);
-                    self.stats.held_sets_dropped += 1;
-                }
-            }
+            self.stats.held_sets_dropped +=
+                st.held
+                    .expire(now_ns, cfg.max_hold_ms, &mut self.held_bytes_total);
             if cfg.template_timeout_ms > 0 {
-                // oldest refreshed first: stop at the first live one
-                while st
-                    .templates
-                    .front()
-                    .is_some_and(|(_, e)| expired(e, now_ns, cfg.template_timeout_ms))
-                {
-                    let (_, e) = st.templates.pop_front().expect("front exists");
-                    st.state_bytes -= e.cost();
-                    self.state_bytes_total -= e.cost();
-                    self.stats.templates_evicted += 1;
-                }
-                let timeout_ns = cfg.template_timeout_ms.saturating_mul(1_000_000);
-                while st
-                    .domains
-                    .front()
-                    .is_some_and(|(_, d)| now_ns > d.seen_ns.saturating_add(timeout_ns))
-                {
-                    let (_, d) = st.domains.pop_front().expect("front exists");
-                    st.state_bytes -= d.cost();
-                    self.state_bytes_total -= d.cost();
-                    self.stats.domains_evicted += 1;
-                }
+                let (timeout, total) = (cfg.template_timeout_ms, &mut self.state_bytes_total);
+                self.stats.templates_evicted += st.templates.expire_older(now_ns, timeout, total);
+                self.stats.domains_evicted += st.expire_domains(now_ns, timeout, total);
             }
         }
     }
@@ -479,7 +452,7 @@ impl Decoder {
     pub fn export_templates(&self) -> Vec<StoredTemplate> {
         let mut out = Vec::new();
         for (ip, st) in self.exporters.iter() {
-            for (k, e) in &st.templates {
+            for (k, e) in st.templates.iter() {
                 out.push(StoredTemplate {
                     exporter: *ip,
                     version: k.0,
@@ -521,12 +494,8 @@ impl Decoder {
                     ..
                 } = self;
                 let st = exporters.get_mut(&t.exporter).expect("state created above");
-                let entry = TemplateEntry {
-                    tpl,
-                    refreshed_ns: now_ns,
-                };
                 let key = (t.version, t.domain, t.template_id);
-                if put_template(st, key, entry, cfg, stats, state_bytes_total) {
+                if st.store(key, tpl, now_ns, cfg, stats, state_bytes_total) {
                     n += 1;
                 }
                 if self.state_bytes_total > self.cfg.max_state_bytes_total {
@@ -568,20 +537,11 @@ impl Decoder {
             } = self;
             let st = exporters.get_mut(&ip).expect("state created above");
             Self::domain(st, (v, dom), now_ns, cfg, stats, state_bytes_total);
-            let ExporterState {
-                domains,
-                state_bytes,
-                ..
-            } = st;
-            if let Some(d) = domains.get_mut(&(v, dom)) {
-                set_rate(
-                    d,
-                    state_bytes,
-                    state_bytes_total,
-                    cfg.max_state_bytes_per_exporter,
-                    sid,
-                    rate,
-                );
+            let room = cfg
+                .max_state_bytes_per_exporter
+                .saturating_sub(st.templates.bytes());
+            if let Some(d) = st.domains.get_mut(&(v, dom)) {
+                set_rate(d, &mut st.own_bytes, state_bytes_total, room, sid, rate);
             }
         }
     }

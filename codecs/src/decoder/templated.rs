@@ -1,4 +1,58 @@
+//! NetFlow v9 and IPFIX: a datagram decoded in short passes over its sets (templates, options
+//! data, held sets released, flow data), then its sequence accounted.
+
 use super::*;
+
+/// One v9 / IPFIX datagram being decoded, and the decoder state it touches (split out of the
+/// [`Decoder`] so that each pass is a method).
+struct Datagram<'d, 'p> {
+    exporter: SocketAddr,
+    now_ns: u64,
+    hdr: Header,
+    /// the sets, and their offset in the datagram
+    body: &'p [u8],
+    base: usize,
+    cfg: &'d DecoderConfig,
+    stats: &'d mut DecodeStats,
+    st: &'d mut ExporterState,
+    held_bytes_total: &'d mut usize,
+    state_bytes_total: &'d mut usize,
+    /// templates this datagram brought (new or refreshed)
+    new_keys: &'d mut Vec<TKey>,
+}
+
+/// The header of a v9 packet or an IPFIX message, its sets, and their offset in `payload`.
+fn header(payload: &[u8], version: u16) -> Result<(Header, &[u8], usize), DecodeError> {
+    if version == 9 {
+        netflow9::Packet::new_checked(payload).map(|p| {
+            (
+                Header {
+                    version,
+                    export_ns: u64::from(p.unix_secs()) * 1_000_000_000,
+                    uptime_ms: Some(p.sys_uptime_ms()),
+                    sequence: p.sequence(),
+                    domain: p.source_id(),
+                },
+                &payload[netflow9::HEADER_LEN..],
+                netflow9::HEADER_LEN,
+            )
+        })
+    } else {
+        ipfix::Message::new_checked(payload).map(|m| {
+            (
+                Header {
+                    version,
+                    export_ns: u64::from(m.export_time()) * 1_000_000_000,
+                    uptime_ms: None,
+                    sequence: m.sequence(),
+                    domain: m.observation_domain(),
+                },
+                &payload[ipfix::HEADER_LEN..usize::from(m.length())],
+                ipfix::HEADER_LEN,
+            )
+        })
+    }
+}
 
 impl Decoder {
     pub(super) fn decode_templated(
@@ -10,46 +64,12 @@ impl Decoder {
         em: &mut Emit,
         f: &mut dyn FnMut(&FlowRecord<'_>),
     ) -> Result<(), DecodeError> {
-        let header = if version == 9 {
-            netflow9::Packet::new_checked(payload).map(|p| {
-                (
-                    Header {
-                        version,
-                        export_ns: u64::from(p.unix_secs()) * 1_000_000_000,
-                        uptime_ms: Some(p.sys_uptime_ms()),
-                        sequence: p.sequence(),
-                        domain: p.source_id(),
-                    },
-                    &payload[netflow9::HEADER_LEN..],
-                    netflow9::HEADER_LEN,
-                )
-            })
-        } else {
-            ipfix::Message::new_checked(payload).map(|m| {
-                (
-                    Header {
-                        version,
-                        export_ns: u64::from(m.export_time()) * 1_000_000_000,
-                        uptime_ms: None,
-                        sequence: m.sequence(),
-                        domain: m.observation_domain(),
-                    },
-                    &payload[ipfix::HEADER_LEN..usize::from(m.length())],
-                    ipfix::HEADER_LEN,
-                )
-            })
-        };
-        let (hdr, body, base) = match header {
+        let (hdr, body, base) = match header(payload, version) {
             Ok(h) => h,
             Err(e) => {
                 self.stats.error(e);
                 return Err(e);
             }
-        };
-        let (tset, oset) = if version == 9 {
-            (netflow9::TEMPLATE_SET, netflow9::OPTIONS_TEMPLATE_SET)
-        } else {
-            (ipfix::TEMPLATE_SET, ipfix::OPTIONS_TEMPLATE_SET)
         };
         self.state(exporter, now_ns);
         let Decoder {
@@ -63,30 +83,57 @@ impl Decoder {
             ..
         } = self;
         let st = exporters.get_mut(&exporter).expect("state created above");
-        let dkey = (version, hdr.domain);
-        Self::touch_domain(st, dkey, now_ns, cfg, stats, state_bytes_total);
-        let mut last_err = None;
-
+        Self::touch_domain(
+            st,
+            (version, hdr.domain),
+            now_ns,
+            cfg,
+            stats,
+            state_bytes_total,
+        );
         // expire held data of this exporter
-        if cfg.max_hold_ms > 0 {
-            while let Some(h) = st.held.front() {
-                if h.received_ns.saturating_add(cfg.max_hold_ms * 1_000_000) >= now_ns {
-                    break;
-                }
-                let h = st.held.pop_front().expect("front exists");
-                st.held_bytes -= held_cost(&h.body);
-                *held_bytes_total -= held_cost(&h.body);
-                stats.held_sets_dropped += 1;
-            }
-        }
-
-        // pass 1: templates
+        stats.held_sets_dropped += st.held.expire(now_ns, cfg.max_hold_ms, held_bytes_total);
         new_keys.clear();
-        for set in crate::set::Sets::new(body, base) {
+        let mut dg = Datagram {
+            exporter,
+            now_ns,
+            hdr,
+            body,
+            base,
+            cfg,
+            stats,
+            st,
+            held_bytes_total,
+            state_bytes_total,
+            new_keys,
+        };
+        let last_err = dg.templates(fields_buf);
+        let options_records = dg.options_data(em);
+        dg.release_held(em, f);
+        let (flow_records, missed) = dg.flow_data(em, f);
+        dg.sequence(options_records + flow_records, missed);
+        match last_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Datagram<'_, '_> {
+    /// Pass 1: learn (or withdraw) the templates of the template sets; the last error.
+    fn templates(&mut self, fields_buf: &mut Vec<WireField>) -> Option<DecodeError> {
+        let version = self.hdr.version;
+        let (tset, oset) = if version == 9 {
+            (netflow9::TEMPLATE_SET, netflow9::OPTIONS_TEMPLATE_SET)
+        } else {
+            (ipfix::TEMPLATE_SET, ipfix::OPTIONS_TEMPLATE_SET)
+        };
+        let mut last_err = None;
+        for set in crate::set::Sets::new(self.body, self.base) {
             let set = match set {
                 Ok(s) => s,
                 Err(e) => {
-                    stats.error(e);
+                    self.stats.error(e);
                     last_err = Some(e);
                     break;
                 }
@@ -102,198 +149,193 @@ impl Decoder {
                 set.offset + 4,
                 fields_buf,
                 &mut |tid, fields, wire| {
-                    if fields.is_empty() {
-                        // IPFIX withdrawal: one template, or all of the set's kind (tid == set id)
-                        if tid == tset || tid == oset {
-                            let (before, bytes_before) = (st.templates.len(), st.state_bytes);
-                            let mut freed = 0;
-                            st.templates.retain(|k, e| {
-                                let keep = !(k.0 == version
-                                    && k.1 == hdr.domain
-                                    && e.tpl.is_options == options);
-                                if !keep {
-                                    freed += e.cost();
-                                }
-                                keep
-                            });
-                            st.state_bytes = bytes_before - freed;
-                            *state_bytes_total -= freed;
-                            stats.template_withdrawals += (before - st.templates.len()) as u64;
-                        } else if let Some(e) = st.templates.remove(&(version, hdr.domain, tid)) {
-                            st.state_bytes -= e.cost();
-                            *state_bytes_total -= e.cost();
-                            stats.template_withdrawals += 1;
-                        }
-                        return;
-                    }
-                    let key = (version, hdr.domain, tid);
-                    if let Some(e) = st.templates.get(&key) {
-                        if e.tpl.wire == wire {
-                            // resent unchanged (exporters refresh templates every few seconds
-                            // or packets): keep the compiled template, refresh its time and
-                            // its place in the eviction order
-                            stats.templates += 1;
-                            if let Some(e) = st.templates.to_back(&key) {
-                                e.refreshed_ns = now_ns;
-                            }
-                            new_keys.push(key);
-                            return;
-                        }
-                    }
-                    match Template::compile(version, tid, options, fields, wire) {
-                        Ok(tpl) => {
-                            stats.templates += 1;
-                            let entry = TemplateEntry {
-                                tpl,
-                                refreshed_ns: now_ns,
-                            };
-                            if put_template(st, key, entry, cfg, stats, state_bytes_total) {
-                                new_keys.push(key);
-                            }
-                        }
-                        Err(e) => stats.error(e),
+                    if !fields.is_empty() {
+                        self.template(options, tid, fields, wire);
+                    } else if tid == tset || tid == oset {
+                        // IPFIX withdrawal of all of the set's kind (tid == set id)
+                        self.withdraw(Withdraw::All { options });
+                    } else {
+                        self.withdraw(Withdraw::One(tid));
                     }
                 },
             );
             if let Err(e) = r {
-                stats.error(e);
+                self.stats.error(e);
                 last_err = Some(e);
             }
         }
+        last_err
+    }
 
-        // pass 2: options data of this datagram (sampling tables, systemInitTime)
-        let mut data_records: u32 = 0;
-        let mut missed = false;
-        for set in crate::set::Sets::new(body, base).flatten() {
+    /// One template record received: refreshed, or compiled and stored.
+    fn template(&mut self, options: bool, tid: u16, fields: &[WireField], wire: &[u8]) {
+        let (version, key) = (self.hdr.version, (self.hdr.version, self.hdr.domain, tid));
+        let compile = || Template::compile(version, tid, options, fields, wire);
+        let learned = self.st.learn(
+            key,
+            wire,
+            self.now_ns,
+            compile,
+            self.cfg,
+            self.stats,
+            self.state_bytes_total,
+        );
+        match learned {
+            Learned::Refreshed | Learned::Stored => {
+                self.stats.templates += 1;
+                self.new_keys.push(key);
+            }
+            Learned::Refused => self.stats.templates += 1,
+            Learned::Failed(e) => self.stats.error(e),
+        }
+    }
+
+    fn withdraw(&mut self, which: Withdraw) {
+        let (v, d) = (self.hdr.version, self.hdr.domain);
+        self.stats.template_withdrawals +=
+            self.st
+                .templates
+                .withdraw(v, d, which, self.state_bytes_total);
+    }
+
+    /// Pass 2: the options data of this datagram (sampling tables, systemInitTime), before
+    /// its flow data; templates found expired are forgotten. Returns the options records.
+    fn options_data(&mut self, em: &mut Emit) -> u32 {
+        let mut records = 0;
+        let timeout = self.cfg.template_timeout_ms;
+        for set in crate::set::Sets::new(self.body, self.base).flatten() {
             if set.id < 256 {
                 continue;
             }
-            let key = (version, hdr.domain, set.id);
-            if st
+            let key = (self.hdr.version, self.hdr.domain, set.id);
+            let st = &mut *self.st;
+            let room = self
+                .cfg
+                .max_state_bytes_per_exporter
+                .saturating_sub(st.templates.bytes());
+            match st
                 .templates
-                .get(&key)
-                .is_some_and(|e| expired(e, now_ns, cfg.template_timeout_ms))
+                .live(&key, self.now_ns, timeout, self.state_bytes_total)
             {
-                if let Some(e) = st.templates.remove(&key) {
-                    st.state_bytes -= e.cost();
-                    *state_bytes_total -= e.cost();
-                }
-                stats.templates_evicted += 1;
-                continue;
-            }
-            if let Some(e) = st.templates.get(&key) {
-                if e.tpl.is_options {
-                    data_records += consume_options(
+                Lookup::Expired => self.stats.templates_evicted += 1,
+                Lookup::Live(tpl) if tpl.is_options => {
+                    records += consume_options(
                         &mut st.domains,
-                        &mut st.state_bytes,
-                        state_bytes_total,
-                        cfg.max_state_bytes_per_exporter,
+                        &mut st.own_bytes,
+                        self.state_bytes_total,
+                        room,
                         key,
-                        &e.tpl,
+                        tpl,
                         set.body,
-                        stats,
+                        self.stats,
                         em,
                     );
                 }
+                Lookup::Live(_) | Lookup::Unknown => {}
             }
         }
+        records
+    }
 
-        // held data whose template arrived in this datagram: options first, then flows (one
-        // pass to take them out, so releasing n held sets costs O(n))
-        if !new_keys.is_empty() && !st.held.is_empty() {
-            let mut release: Vec<Held> = Vec::new();
-            let held = std::mem::take(&mut st.held);
-            for h in held {
-                let key = (h.hdr.version, h.hdr.domain, h.tid);
-                if new_keys.contains(&key) && st.templates.contains_key(&key) {
-                    st.held_bytes -= held_cost(&h.body);
-                    *held_bytes_total -= held_cost(&h.body);
-                    release.push(h);
+    /// Held data whose template arrived in this datagram: options first, then flows.
+    fn release_held(&mut self, em: &mut Emit, f: &mut dyn FnMut(&FlowRecord<'_>)) {
+        if self.new_keys.is_empty() || self.st.held.is_empty() {
+            return;
+        }
+        let st = &mut *self.st;
+        let (keys, templates) = (&*self.new_keys, &st.templates);
+        let release = st.held.release(self.held_bytes_total, |h| {
+            let key = h.key();
+            keys.contains(&key) && templates.get(&key).is_some()
+        });
+        let room = self
+            .cfg
+            .max_state_bytes_per_exporter
+            .saturating_sub(st.templates.bytes());
+        for want_options in [true, false] {
+            for h in &release {
+                let key = h.key();
+                let Some(tpl) = st.templates.get(&key) else {
+                    continue;
+                };
+                if tpl.is_options != want_options {
+                    continue;
+                }
+                self.stats.held_sets_released += 1;
+                if want_options {
+                    consume_options(
+                        &mut st.domains,
+                        &mut st.own_bytes,
+                        self.state_bytes_total,
+                        room,
+                        key,
+                        tpl,
+                        &h.body,
+                        self.stats,
+                        em,
+                    );
                 } else {
-                    st.held.push_back(h);
-                }
-            }
-            for want_options in [true, false] {
-                for h in &release {
-                    let key = (h.hdr.version, h.hdr.domain, h.tid);
-                    let Some(e) = st.templates.get(&key) else {
-                        continue;
-                    };
-                    if e.tpl.is_options != want_options {
-                        continue;
-                    }
-                    stats.held_sets_released += 1;
-                    if want_options {
-                        consume_options(
-                            &mut st.domains,
-                            &mut st.state_bytes,
-                            state_bytes_total,
-                            cfg.max_state_bytes_per_exporter,
-                            key,
-                            &e.tpl,
-                            &h.body,
-                            stats,
-                            em,
-                        );
-                    } else {
-                        emit_data(
-                            &e.tpl,
-                            &h.body,
-                            &h.hdr,
-                            h.exporter,
-                            st.domains.get(&(h.hdr.version, h.hdr.domain)),
-                            stats,
-                            em,
-                            f,
-                        );
-                    }
+                    let domain = st.domains.get(&(h.hdr.version, h.hdr.domain));
+                    emit_data(tpl, &h.body, &h.hdr, h.exporter, domain, self.stats, em, f);
                 }
             }
         }
+    }
 
-        // pass 3: flow data
-        for set in crate::set::Sets::new(body, base).flatten() {
+    /// Pass 3: the flow data; a set whose template is unknown is held. Returns the flow
+    /// records and whether a set missed its template.
+    fn flow_data(&mut self, em: &mut Emit, f: &mut dyn FnMut(&FlowRecord<'_>)) -> (u32, bool) {
+        let (mut records, mut missed) = (0, false);
+        let (hdr, timeout) = (self.hdr, self.cfg.template_timeout_ms);
+        let dkey = (hdr.version, hdr.domain);
+        for set in crate::set::Sets::new(self.body, self.base).flatten() {
             if set.id < 256 {
                 continue;
             }
-            let key = (version, hdr.domain, set.id);
-            match st.templates.get(&key) {
-                Some(e) if !expired(e, now_ns, cfg.template_timeout_ms) => {
-                    if !e.tpl.is_options {
-                        data_records += emit_data(
-                            &e.tpl,
+            let st = &mut *self.st;
+            let key = (hdr.version, hdr.domain, set.id);
+            match st.templates.get_live(&key, self.now_ns, timeout) {
+                Some(tpl) => {
+                    if !tpl.is_options {
+                        let domain = st.domains.get(&dkey);
+                        records += emit_data(
+                            tpl,
                             set.body,
                             &hdr,
-                            exporter,
-                            st.domains.get(&dkey),
-                            stats,
+                            self.exporter,
+                            domain,
+                            self.stats,
                             em,
                             f,
                         );
                     }
                 }
-                _ => {
+                None => {
                     missed = true;
-                    stats.template_misses += 1;
-                    hold(st, held_bytes_total, cfg, stats, set, hdr, exporter, now_ns);
+                    self.stats.template_misses += 1;
+                    let (cfg, total) = (self.cfg, &mut *self.held_bytes_total);
+                    st.held
+                        .hold(total, cfg, self.stats, set, hdr, self.exporter, self.now_ns);
                 }
             }
         }
+        (records, missed)
+    }
 
+    /// The sequence number: a gap counted, the next one expected.
+    fn sequence(&mut self, data_records: u32, missed: bool) {
+        let hdr = self.hdr;
         // (the domain may have been evicted by a template's bytes in this datagram)
-        if let Some(d) = st.domains.get_mut(&dkey) {
-            if missed && version == 10 {
-                // IPFIX counts data records: a held set's count is unknown until its
-                // template comes
-                d.next_seq = None;
-            } else {
-                let advance = if version == 9 { 1 } else { data_records };
-                Self::seq_gap(stats, d, hdr.sequence, advance);
-            }
-        }
-        match last_err {
-            Some(e) => Err(e),
-            None => Ok(()),
+        let Some(d) = self.st.domains.get_mut(&(hdr.version, hdr.domain)) else {
+            return;
+        };
+        if missed && hdr.version == 10 {
+            // IPFIX counts data records: a held set's count is unknown until its template
+            // comes
+            d.next_seq = None;
+        } else {
+            let advance = if hdr.version == 9 { 1 } else { data_records };
+            Decoder::seq_gap(self.stats, d, hdr.sequence, advance);
         }
     }
 }
@@ -303,9 +345,9 @@ impl Decoder {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn consume_options(
     domains: &mut Lru<DKey, Domain>,
-    state_bytes: &mut usize,
+    own_bytes: &mut usize,
     total: &mut usize,
-    limit: usize,
+    room: usize,
     key: TKey,
     tpl: &Template,
     body: &[u8],
@@ -324,7 +366,7 @@ pub(super) fn consume_options(
                 if let Some(d) = d.as_deref_mut() {
                     if let Some(rate) = o.rate() {
                         let rate = rate.min(u64::from(u32::MAX)) as u32;
-                        set_rate(d, state_bytes, total, limit, o.sampler_id, rate);
+                        set_rate(d, own_bytes, total, room, o.sampler_id, rate);
                     }
                     if let Some(t) = o.system_init_ms {
                         d.system_init_ms = Some(t);

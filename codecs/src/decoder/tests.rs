@@ -862,7 +862,7 @@ fn unchanged_template_is_not_recompiled() {
     let key = (10, 7, 300);
     let ptr = |d: &Decoder| {
         let st = d.exporters.values().next().unwrap();
-        let e = &st.templates[&key];
+        let e = st.templates.entry(&key).unwrap();
         (e.tpl.fields.as_ptr(), e.refreshed_ns)
     };
     let exp: SocketAddr = EXP.parse().unwrap();
