@@ -485,59 +485,10 @@ pub(super) fn emit_data(
         }
         let o = template::fill_record_in(tpl, records.tail(), data.len(), &mut rec, &mut t);
 
-        // times
-        let from_uptime = |ms: Option<u64>| -> Option<u64> { Some(uptime_base?.at(ms?)) };
-        let from_delta = |us: Option<u64>| -> Option<u64> {
-            Some(hdr.export_ns.saturating_sub(us?.saturating_mul(1000)))
-        };
-        // (start, end, basis) and the unresolved uptimes
-        let ((start, end, basis), uptimes) = if t.start_abs_ns.is_some() || t.end_abs_ns.is_some() {
-            (
-                (t.start_abs_ns, t.end_abs_ns, Some(TimeBasis::Absolute)),
-                (None, None),
-            )
-        } else if t.start_uptime_ms.is_some() || t.end_uptime_ms.is_some() {
-            if uptime_base.is_some() {
-                let (s, e) = (from_uptime(t.start_uptime_ms), from_uptime(t.end_uptime_ms));
-                ((s, e, Some(TimeBasis::Uptime)), (None, None))
-            } else {
-                (
-                    (None, None, Some(TimeBasis::UptimeUnresolved)),
-                    (t.start_uptime_ms, t.end_uptime_ms),
-                )
-            }
-        } else if t.start_delta_us.is_some() || t.end_delta_us.is_some() {
-            let (s, e) = (from_delta(t.start_delta_us), from_delta(t.end_delta_us));
-            ((s, e, Some(TimeBasis::Absolute)), (None, None))
-        } else {
-            ((None, None, None), (None, None))
-        };
+        let ((start, end, basis), uptimes) = record_times(&t, uptime_base, hdr.export_ns);
         (rec.start_ns, rec.end_ns, rec.time_basis) = (start, end, basis);
         (rec.start_uptime_ms, rec.end_uptime_ms) = uptimes;
-
-        // sampling: in the record, else the exporter's options tables
-        let sid = o.sampler_id;
-        (rec.sampling_rate, rec.sampling_source, rec.sampler_id) = if let Some(rate) = o.rate {
-            let rate = rate.min(u64::from(u32::MAX)) as u32;
-            (Some(rate), Some(SamplingSource::Record), None)
-        } else if let Some(table) = table {
-            let found = sid
-                .and_then(|s| table.iter().find(|(k, _)| *k == Some(s)))
-                .or_else(|| table.iter().find(|(k, _)| k.is_none()))
-                .or_else(|| {
-                    if table.len() == 1 && sid.is_none() {
-                        table.first()
-                    } else {
-                        None
-                    }
-                });
-            match found {
-                Some(&(_, rate)) => (Some(rate), Some(SamplingSource::Options), sid),
-                None => (None, None, sid),
-            }
-        } else {
-            (None, None, sid)
-        };
+        (rec.sampling_rate, rec.sampling_source, rec.sampler_id) = record_sampling(&o, table);
         rec.scaled = false;
         rec.raw = Raw::Template {
             template: tpl,
@@ -546,4 +497,73 @@ pub(super) fn emit_data(
         Decoder::emit(stats, em, &mut rec, f);
     }
     n
+}
+
+/// A record's (start, end, time basis).
+type Times = (Option<u64>, Option<u64>, Option<TimeBasis>);
+
+/// A record's (start, end, time basis) from the times it carries, and its uptimes left
+/// unresolved (when the exporter's boot time is unknown).
+#[inline]
+fn record_times(
+    t: &template::RecordTimes,
+    uptime_base: Option<Boot>,
+    export_ns: u64,
+) -> (Times, (Option<u64>, Option<u64>)) {
+    let from_uptime = |ms: Option<u64>| -> Option<u64> { Some(uptime_base?.at(ms?)) };
+    let from_delta = |us: Option<u64>| -> Option<u64> {
+        Some(export_ns.saturating_sub(us?.saturating_mul(1000)))
+    };
+    if t.start_abs_ns.is_some() || t.end_abs_ns.is_some() {
+        (
+            (t.start_abs_ns, t.end_abs_ns, Some(TimeBasis::Absolute)),
+            (None, None),
+        )
+    } else if t.start_uptime_ms.is_some() || t.end_uptime_ms.is_some() {
+        if uptime_base.is_some() {
+            let (s, e) = (from_uptime(t.start_uptime_ms), from_uptime(t.end_uptime_ms));
+            ((s, e, Some(TimeBasis::Uptime)), (None, None))
+        } else {
+            (
+                (None, None, Some(TimeBasis::UptimeUnresolved)),
+                (t.start_uptime_ms, t.end_uptime_ms),
+            )
+        }
+    } else if t.start_delta_us.is_some() || t.end_delta_us.is_some() {
+        let (s, e) = (from_delta(t.start_delta_us), from_delta(t.end_delta_us));
+        ((s, e, Some(TimeBasis::Absolute)), (None, None))
+    } else {
+        ((None, None, None), (None, None))
+    }
+}
+
+/// A record's (sampling rate, its source, sampler id): the rate in the record, else the
+/// exporter's options table (`table`: the domain's, when not empty).
+#[inline]
+fn record_sampling(
+    o: &template::RecordSampling,
+    table: Option<&Vec<(Option<u64>, u32)>>,
+) -> (Option<u32>, Option<SamplingSource>, Option<u64>) {
+    let sid = o.sampler_id;
+    if let Some(rate) = o.rate {
+        let rate = rate.min(u64::from(u32::MAX)) as u32;
+        (Some(rate), Some(SamplingSource::Record), None)
+    } else if let Some(table) = table {
+        let found = sid
+            .and_then(|s| table.iter().find(|(k, _)| *k == Some(s)))
+            .or_else(|| table.iter().find(|(k, _)| k.is_none()))
+            .or_else(|| {
+                if table.len() == 1 && sid.is_none() {
+                    table.first()
+                } else {
+                    None
+                }
+            });
+        match found {
+            Some(&(_, rate)) => (Some(rate), Some(SamplingSource::Options), sid),
+            None => (None, None, sid),
+        }
+    } else {
+        (None, None, sid)
+    }
 }
