@@ -340,3 +340,391 @@ impl HeldSets {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_700_000_000_000_000_000;
+    const SEC: u64 = 1_000_000_000;
+
+    /// `n` fields of 4 bytes (ids from `first`): the field list and a wire form unique to it.
+    fn fields(first: u16, n: u16) -> (Vec<WireField>, Vec<u8>) {
+        let f: Vec<WireField> = (first..first + n)
+            .map(|id| WireField {
+                id,
+                enterprise: 0,
+                len: 4,
+                scope: false,
+            })
+            .collect();
+        let wire = f.iter().flat_map(|w| w.id.to_be_bytes()).collect();
+        (f, wire)
+    }
+
+    /// Learn template `tid` of domain 0 (IPFIX) with `n` fields from `first`.
+    fn learn(
+        st: &mut ExporterState,
+        cfg: &DecoderConfig,
+        stats: &mut DecodeStats,
+        total: &mut usize,
+        (tid, options, first, n): (u16, bool, u16, u16),
+        now_ns: u64,
+    ) -> Learned {
+        let (f, wire) = fields(first, n);
+        let compile = || Template::compile(10, tid, options, &f, &wire);
+        st.learn((10, 0, tid), &wire, now_ns, compile, cfg, stats, total)
+    }
+
+    /// The counts agree with the entries: the cache's bytes are the sum of its entries'
+    /// costs, the exporter's are those plus its own, and the per-worker total (one exporter
+    /// here, admitted at `EXPORTER_BASE_BYTES`) equals the exporter's.
+    #[track_caller]
+    fn assert_exact(st: &ExporterState, total: usize) {
+        let sum: usize = st.templates.iter().map(|(_, e)| e.cost()).sum();
+        assert_eq!(st.templates.bytes(), sum, "cache bytes");
+        let domains: usize = st.domains.values().map(Domain::cost).sum();
+        assert_eq!(st.own_bytes, EXPORTER_BASE_BYTES + domains, "own bytes");
+        assert_eq!(st.state_bytes(), st.own_bytes + sum);
+        assert_eq!(total, st.state_bytes(), "per-worker total");
+    }
+
+    fn fresh() -> (ExporterState, DecoderConfig, DecodeStats, usize) {
+        let cfg = DecoderConfig::default();
+        (
+            ExporterState::default(),
+            cfg,
+            DecodeStats::default(),
+            EXPORTER_BASE_BYTES,
+        )
+    }
+
+    #[test]
+    fn learn_refresh_and_replace_keep_the_accounting_exact() {
+        let (mut st, cfg, mut stats, mut total) = fresh();
+        assert_exact(&st, total);
+        let r = learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (256, false, 1, 3),
+            T0,
+        );
+        assert_eq!(r, Learned::Stored);
+        let one = st.templates.bytes();
+        assert!(one > 0);
+        assert_exact(&st, total);
+        // the same again: refreshed, same bytes, newer time
+        let r = learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (256, false, 1, 3),
+            T0 + 5,
+        );
+        assert_eq!(r, Learned::Refreshed);
+        assert_eq!(st.templates.bytes(), one);
+        assert_eq!(
+            st.templates.entry(&(10, 0, 256)).unwrap().refreshed_ns,
+            T0 + 5
+        );
+        assert_exact(&st, total);
+        // a larger one under the same id replaces it
+        let r = learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (256, false, 1, 30),
+            T0 + 6,
+        );
+        assert_eq!(r, Learned::Stored);
+        assert_eq!(st.templates.len(), 1);
+        assert!(st.templates.bytes() > one, "{}", st.templates.bytes());
+        assert_exact(&st, total);
+        // another id, an options template
+        let r = learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (257, true, 40, 2),
+            T0 + 7,
+        );
+        assert_eq!(r, Learned::Stored);
+        assert_eq!(st.templates.len(), 2);
+        assert_exact(&st, total);
+        // one that does not compile changes nothing
+        let before = (st.templates.len(), total);
+        let r = learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (258, false, 1, 1025),
+            T0,
+        );
+        assert!(matches!(r, Learned::Failed(_)), "{r:?}");
+        assert_eq!((st.templates.len(), total), before);
+        assert_exact(&st, total);
+        assert_eq!(stats.templates_evicted, 0);
+    }
+
+    #[test]
+    fn withdrawals_keep_the_accounting_exact() {
+        let (mut st, cfg, mut stats, mut total) = fresh();
+        for (tid, options) in [(256, false), (257, false), (258, true), (259, true)] {
+            learn(
+                &mut st,
+                &cfg,
+                &mut stats,
+                &mut total,
+                (tid, options, 1, 8),
+                T0,
+            );
+        }
+        // the same ids in another domain and in v9 are not touched by domain 0's withdrawals
+        for key in [(10, 1, 256), (9, 0, 257)] {
+            let (f, wire) = fields(1, 8);
+            let tpl = Template::compile(key.0, key.2, false, &f, &wire).unwrap();
+            assert!(st.store(key, tpl, T0, &cfg, &mut stats, &mut total));
+        }
+        assert_eq!(st.templates.len(), 6);
+        assert_exact(&st, total);
+        let w = |st: &mut ExporterState, total: &mut usize, which| {
+            st.templates.withdraw(10, 0, which, total)
+        };
+        assert_eq!(w(&mut st, &mut total, Withdraw::One(256)), 1);
+        assert_eq!(st.templates.len(), 5);
+        assert_exact(&st, total);
+        assert_eq!(
+            w(&mut st, &mut total, Withdraw::One(256)),
+            0,
+            "already gone"
+        );
+        assert_exact(&st, total);
+        // all options templates of (10, 0): 258 and 259
+        let all_options = Withdraw::All { options: true };
+        assert_eq!(w(&mut st, &mut total, all_options), 2);
+        assert_exact(&st, total);
+        // all data templates of (10, 0): 257
+        assert_eq!(w(&mut st, &mut total, Withdraw::All { options: false }), 1);
+        assert_exact(&st, total);
+        let left: Vec<TKey> = st.templates.iter().map(|(k, _)| *k).collect();
+        assert_eq!(left, [(10, 1, 256), (9, 0, 257)]);
+        // withdrawing everything leaves nothing counted
+        st.templates
+            .withdraw(10, 1, Withdraw::All { options: false }, &mut total);
+        st.templates.withdraw(9, 0, Withdraw::One(257), &mut total);
+        assert_eq!(st.templates.len(), 0);
+        assert_eq!(st.templates.bytes(), 0);
+        assert_exact(&st, total);
+    }
+
+    #[test]
+    fn expiry_keeps_the_accounting_exact() {
+        let (mut st, cfg, mut stats, mut total) = fresh();
+        let timeout_ms = 60_000;
+        for i in 0..4u16 {
+            let t = T0 + u64::from(i) * 10 * SEC;
+            learn(
+                &mut st,
+                &cfg,
+                &mut stats,
+                &mut total,
+                (256 + i, false, 1, 4),
+                t,
+            );
+        }
+        assert_exact(&st, total);
+        // at T0 + 75 s the first two (T0, T0 + 10 s) are older than 60 s
+        let now = T0 + 75 * SEC;
+        assert!(st
+            .templates
+            .get_live(&(10, 0, 256), now, timeout_ms)
+            .is_none());
+        assert!(
+            st.templates.get(&(10, 0, 256)).is_some(),
+            "get_live removes nothing"
+        );
+        assert!(matches!(
+            st.templates
+                .live(&(10, 0, 256), now, timeout_ms, &mut total),
+            Lookup::Expired
+        ));
+        assert_eq!(st.templates.len(), 3);
+        assert_exact(&st, total);
+        assert!(matches!(
+            st.templates
+                .live(&(10, 0, 256), now, timeout_ms, &mut total),
+            Lookup::Unknown
+        ));
+        assert!(matches!(
+            st.templates.live(&(10, 0, 259), now, timeout_ms, &mut total),
+            Lookup::Live(t) if t.id == 259
+        ));
+        // the oldest first, stopping at the first live one
+        assert_eq!(st.templates.expire_older(now, timeout_ms, &mut total), 1);
+        assert_eq!(st.templates.len(), 2);
+        assert_exact(&st, total);
+        // timeout 0: nothing expires
+        assert_eq!(st.templates.expire_older(u64::MAX, 0, &mut total), 0);
+        assert_eq!(
+            st.templates.expire_older(u64::MAX, timeout_ms, &mut total),
+            2
+        );
+        assert_eq!(st.templates.bytes(), 0);
+        assert_exact(&st, total);
+    }
+
+    #[test]
+    fn bounds_refuse_or_evict_and_keep_the_accounting_exact() {
+        let (mut st, mut cfg, mut stats, mut total) = fresh();
+        cfg.max_state_bytes_per_exporter = 8 << 10;
+        cfg.max_templates_per_exporter = 3;
+        // alone over the exporter's byte bound: refused, counted as evicted, nothing kept
+        let r = learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (256, false, 1, 200),
+            T0,
+        );
+        assert_eq!(r, Learned::Refused);
+        assert_eq!(stats.templates_evicted, 1);
+        assert_eq!(st.templates.len(), 0);
+        assert_exact(&st, total);
+        // the same id already kept: the refused one does not leave the old one in place
+        learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (256, false, 1, 2),
+            T0,
+        );
+        assert_eq!(st.templates.len(), 1);
+        let r = learn(
+            &mut st,
+            &cfg,
+            &mut stats,
+            &mut total,
+            (256, false, 1, 200),
+            T0,
+        );
+        assert_eq!(r, Learned::Refused);
+        assert_eq!(st.templates.len(), 0);
+        assert_exact(&st, total);
+        // the count bound: the oldest refreshed goes
+        for tid in 256..260 {
+            learn(
+                &mut st,
+                &cfg,
+                &mut stats,
+                &mut total,
+                (tid, false, 1, 2),
+                T0,
+            );
+        }
+        let kept: Vec<u16> = st.templates.iter().map(|(k, _)| k.2).collect();
+        assert_eq!(kept, [257, 258, 259]);
+        assert_exact(&st, total);
+        // the byte bound: room for two and a half templates of 50 fields
+        let (f, wire) = fields(1, 50);
+        let one = TemplateEntry {
+            tpl: Template::compile(10, 300, false, &f, &wire).unwrap(),
+            refreshed_ns: T0,
+        }
+        .cost();
+        cfg.max_state_bytes_per_exporter = st.own_bytes + 2 * one + one / 2;
+        for tid in 300..340 {
+            learn(
+                &mut st,
+                &cfg,
+                &mut stats,
+                &mut total,
+                (tid, false, 1, 50),
+                T0,
+            );
+            assert!(st.state_bytes() <= cfg.max_state_bytes_per_exporter);
+            assert_exact(&st, total);
+        }
+        assert_eq!(st.templates.len(), 2, "{one} bytes each");
+        assert_eq!(
+            st.templates.iter().last().unwrap().0 .2,
+            339,
+            "the newest kept"
+        );
+        // shrinking to nothing leaves only the state itself
+        st.shrink(0, &mut total, &mut stats);
+        assert_eq!(st.templates.bytes(), 0);
+        assert_exact(&st, total);
+    }
+
+    fn set(id: u16, body: &[u8]) -> Set<'_> {
+        Set {
+            id,
+            offset: 0,
+            body,
+        }
+    }
+
+    #[test]
+    fn held_sets_keep_the_accounting_exact() {
+        let cfg = DecoderConfig {
+            max_held_bytes_per_exporter: 3 * held_cost(&[0; 100]),
+            max_hold_ms: 1000,
+            ..Default::default()
+        };
+        let mut stats = DecodeStats::default();
+        let (mut held, mut total) = (HeldSets::default(), 0);
+        let exact = |h: &HeldSets, total: usize| {
+            let sum: usize = h.sets.iter().map(Held::cost).sum();
+            assert_eq!(h.bytes(), sum);
+            assert_eq!(total, sum);
+        };
+        let hdr = Header {
+            version: 10,
+            export_ns: T0,
+            uptime_ms: None,
+            sequence: 0,
+            domain: 0,
+        };
+        let at = "192.0.2.1:4739".parse().unwrap();
+        for (i, tid) in [256, 257, 256, 258].into_iter().enumerate() {
+            let t = T0 + i as u64 * SEC;
+            held.hold(
+                &mut total,
+                &cfg,
+                &mut stats,
+                set(tid, &[1; 100]),
+                hdr,
+                at,
+                t,
+            );
+            exact(&held, total);
+        }
+        // three fit: the oldest was dropped
+        assert_eq!(
+            (held.len(), stats.held_sets, stats.held_sets_dropped),
+            (3, 4, 1)
+        );
+        // an empty set is not held
+        held.hold(&mut total, &cfg, &mut stats, set(259, &[]), hdr, at, T0);
+        assert_eq!(held.len(), 3);
+        let out = held.release(&mut total, |h| h.tid == 256);
+        assert_eq!(out.len(), 1);
+        assert_eq!(held.len(), 2);
+        exact(&held, total);
+        // held at T0 + 1 s and + 3 s; at T0 + 3.5 s the first is older than 1 s
+        assert_eq!(held.expire(T0 + 3500 * 1_000_000, 1000, &mut total), 1);
+        exact(&held, total);
+        assert_eq!(held.expire(u64::MAX, 0, &mut total), 0, "0: no time bound");
+        assert_eq!(held.expire(u64::MAX, 1000, &mut total), 1);
+        assert!(held.is_empty());
+        exact(&held, total);
+    }
+}
