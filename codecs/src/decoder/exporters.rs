@@ -1,3 +1,7 @@
+//! The exporters' states: a segmented LRU with a per-address port quota ([`Exporters`]),
+//! each exporter's templates, per-domain state and held data ([`ExporterState`]), and the
+//! per-exporter and total byte bounds on them.
+
 use super::*;
 
 /// State of one observation domain (v9 source id, IPFIX observation domain, v5 engine, sFlow

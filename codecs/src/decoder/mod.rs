@@ -6,6 +6,12 @@
 //! the same template id for different templates), then by (version, observation domain /
 //! source id, template id). An exporter that restarts on a new port sends its templates again;
 //! data that arrives first is held until they come.
+//!
+//! Layout: this file holds the public API ([`Decoder`], [`DecoderConfig`],
+//! [`StoredTemplate`]), the dispatch on the version, v5 and sFlow, and the per-record `emit`;
+//! `exporters` the exporters' segmented LRU, their per-exporter state and its bounds;
+//! `cache` one exporter's templates (`TemplateCache`) and held data sets (`HeldSets`), which
+//! own their byte accounting; `templated` NetFlow v9 and IPFIX, a datagram decoded in passes.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};

@@ -1,3 +1,5 @@
+//! The decoder's unit tests: datagrams built inline, decoded through the public API.
+
 use super::templated::*;
 use super::*;
 use crate::record::RecordKind;
