@@ -5,7 +5,7 @@ use super::*;
 
 /// One v9 / IPFIX datagram being decoded, and the decoder state it touches (split out of the
 /// [`Decoder`] so that each pass is a method).
-struct Datagram<'d, 'p> {
+struct Passes<'d, 'p> {
     exporter: SocketAddr,
     now_ns: u64,
     hdr: Header,
@@ -94,7 +94,7 @@ impl Decoder {
         // expire held data of this exporter
         stats.held_sets_dropped += st.held.expire(now_ns, cfg.max_hold_ms, held_bytes_total);
         new_keys.clear();
-        let mut dg = Datagram {
+        let mut dg = Passes {
             exporter,
             now_ns,
             hdr,
@@ -119,7 +119,7 @@ impl Decoder {
     }
 }
 
-impl Datagram<'_, '_> {
+impl Passes<'_, '_> {
     /// Pass 1: learn (or withdraw) the templates of the template sets; the last error.
     fn templates(&mut self, fields_buf: &mut Vec<WireField>) -> Option<DecodeError> {
         let version = self.hdr.version;
