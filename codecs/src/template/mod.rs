@@ -8,15 +8,14 @@ mod fill;
 mod parse;
 mod plan;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::borrow::Cow;
-use std::net::{IpAddr, Ipv6Addr};
 
-use crate::error::{be16, be32, be_uint, DecodeError};
+use crate::error::{be16, DecodeError};
 use crate::ie::IeType;
-use crate::json::{Cursor, JsonKey, JsonWriter, KeyBuf, WideKey, WIDE_KEY};
-use crate::record::FlowProtocol;
+use crate::json::template::{json_kind, JsonKind, RawOps};
+use crate::json::KeyBuf;
 
 pub use fill::{
     fill_record, fill_record_in, ntp_to_ns, read_options, OptionValues, RecordSampling, RecordTimes,
@@ -117,55 +116,6 @@ pub struct FieldSpec {
     pub(crate) json: JsonKind,
 }
 
-/// How a field's value is written in JSON, decided from its type and length when the
-/// template is compiled (variable-length fields: when the record is written).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JsonKind {
-    /// paddingOctets: not written
-    Skip,
-    Unsigned,
-    Signed,
-    Bool,
-    Float32,
-    Float64,
-    Ipv4,
-    Ipv6,
-    Mac,
-    Str,
-    DateSeconds,
-    DateMillis,
-    DateNtp,
-    Hex,
-    /// variable length: by type and the length of each value
-    Dynamic,
-}
-
-fn json_kind(id: u16, enterprise: u32, len: u16, ty: IeType) -> JsonKind {
-    use IeType::*;
-    if id == 210 && enterprise == 0 {
-        return JsonKind::Skip; // paddingOctets
-    }
-    if len == VARLEN {
-        return JsonKind::Dynamic;
-    }
-    let len = usize::from(len);
-    match ty {
-        Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if len <= 8 => JsonKind::Unsigned,
-        Signed8 | Signed16 | Signed32 | Signed64 if len != 0 && len <= 8 => JsonKind::Signed,
-        Boolean if len == 1 => JsonKind::Bool,
-        Float32 if len == 4 => JsonKind::Float32,
-        Float64 if len == 8 => JsonKind::Float64,
-        Ipv4Address if len == 4 => JsonKind::Ipv4,
-        Ipv6Address if len == 16 => JsonKind::Ipv6,
-        MacAddress if len == 6 => JsonKind::Mac,
-        String => JsonKind::Str,
-        DateTimeSeconds if len == 4 => JsonKind::DateSeconds,
-        DateTimeMilliseconds if len == 8 => JsonKind::DateMillis,
-        DateTimeMicroseconds | DateTimeNanoseconds if len == 8 => JsonKind::DateNtp,
-        _ => JsonKind::Hex,
-    }
-}
-
 /// A compiled template or options template.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -183,12 +133,9 @@ pub struct Template {
     pub wire: Vec<u8>,
     /// Decode plan of a fixed-length template.
     pub(crate) plan: Option<Plan>,
-    /// How [`Template::write_raw_json`] writes a record of a fixed-length template whose keys
-    /// all fit [`WIDE_KEY`] bytes.
-    raw_ops: Option<Box<[RawOp]>>,
-    /// the most bytes `raw_ops` write when none is [`RawKind::General`] (all of them are
-    /// then written through one cursor over that many bytes)
-    raw_ops_bound: Option<usize>,
+    /// How `netflow.*` of a record of a fixed-length template whose keys all fit
+    /// [`crate::json::WIDE_KEY`] bytes is written: made and read by [`crate::json`].
+    pub(crate) raw_ops: Option<RawOps>,
     /// [`Template::heap_bytes`], measured once when compiled
     heap_bytes: usize,
 }
@@ -196,79 +143,6 @@ pub struct Template {
 /// What the allocator keeps beside each allocation (glibc malloc: a 8-byte header, 16-byte
 /// alignment): counted once per heap block in [`Template::heap_bytes`].
 const ALLOC_OVERHEAD: usize = 16;
-
-/// One field of a fixed-length template as [`Template::write_raw_json`] writes it: where its
-/// value is, how to write it, and its key in place (no pointer to follow, no variable-length
-/// test, no position to carry from the field before).
-#[derive(Debug, Clone)]
-struct RawOp {
-    /// `,"name":` and zeros
-    key: [u8; WIDE_KEY],
-    key_len: u8,
-    kind: RawKind,
-    json: JsonKind,
-    ty: IeType,
-    len: u16,
-    /// where the value starts in the record
-    off: u32,
-}
-
-/// The kinds a [`RawOp`] writes with the value's length known, and the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RawKind {
-    U8,
-    U16,
-    U32,
-    U64,
-    Ipv4,
-    DateMillis,
-    /// [`write_field`]
-    General,
-}
-
-/// The [`RawOp`]s of a fixed-length template's fields (paddingOctets left out: they write
-/// nothing); `None` for a variable-length field or a key longer than [`WIDE_KEY`] bytes.
-fn raw_ops(specs: &[FieldSpec]) -> Option<Box<[RawOp]>> {
-    let mut ops = Vec::with_capacity(specs.len());
-    let mut off = 0usize;
-    for s in specs {
-        if s.len == VARLEN {
-            return None;
-        }
-        let kind = match (s.json, s.len) {
-            (JsonKind::Skip, _) => None,
-            (JsonKind::Unsigned, 1) => Some(RawKind::U8),
-            (JsonKind::Unsigned, 2) => Some(RawKind::U16),
-            (JsonKind::Unsigned, 4) => Some(RawKind::U32),
-            (JsonKind::Unsigned, 8) => Some(RawKind::U64),
-            (JsonKind::Ipv4, 4) => Some(RawKind::Ipv4),
-            (JsonKind::DateMillis, 8) => Some(RawKind::DateMillis),
-            _ => Some(RawKind::General),
-        };
-        if let Some(kind) = kind {
-            let fragment = s.key.as_str().as_bytes();
-            let mut key = [0u8; WIDE_KEY];
-            key.get_mut(..fragment.len())?.copy_from_slice(fragment);
-            ops.push(RawOp {
-                key,
-                key_len: fragment.len() as u8,
-                kind,
-                json: s.json,
-                ty: s.ty,
-                len: s.len,
-                off: u32::try_from(off).ok()?,
-            });
-        }
-        off += usize::from(s.len);
-    }
-    Some(ops.into_boxed_slice())
-}
-
-/// The first `N` bytes at `off` of `data`.
-#[inline(always)]
-fn bytes_at<const N: usize>(data: &[u8], off: usize) -> Option<[u8; N]> {
-    data.get(off..off + N)?.try_into().ok()
-}
 
 impl Template {
     /// Compile wire fields into a template. `wire` is kept for persistence.
@@ -340,8 +214,7 @@ impl Template {
         } else {
             None
         };
-        let raw_ops = if fixed { raw_ops(&specs) } else { None };
-        let raw_ops_bound = raw_ops.as_deref().and_then(raw_ops_bound);
+        let raw_ops = if fixed { RawOps::build(&specs) } else { None };
         let mut t = Template {
             id,
             version,
@@ -353,7 +226,6 @@ impl Template {
             wire: wire.to_vec(),
             plan,
             raw_ops,
-            raw_ops_bound,
             heap_bytes: 0,
         };
         t.heap_bytes = t.measure();
@@ -391,7 +263,7 @@ impl Template {
             n += block(p.rest.capacity() * size_of::<(u16, u16, Setter)>());
         }
         if let Some(ops) = &self.raw_ops {
-            n += block(ops.len() * size_of::<RawOp>());
+            n += block(ops.heap_len());
         }
         n
     }
@@ -437,150 +309,6 @@ impl Template {
             pos = start + len;
         }
     }
-
-    /// Write the record's elements as the `"netflow":{...}` object.
-    #[cfg(test)]
-    pub(crate) fn write_raw_json(&self, data: &[u8], proto: FlowProtocol, w: &mut JsonWriter<'_>) {
-        self.write_raw_json_with(data, proto, None, w)
-    }
-
-    /// [`Template::write_raw_json`], with `netflow.original_timestamp` when the record's own
-    /// time was replaced by the receive time (`original_ns`).
-    #[inline]
-    pub(crate) fn write_raw_json_with(
-        &self,
-        data: &[u8],
-        proto: FlowProtocol,
-        original_ns: Option<u64>,
-        w: &mut JsonWriter<'_>,
-    ) {
-        let _ = proto;
-        w.begin_object(crate::json::key!("netflow"));
-        match (&self.raw_ops, self.fixed_len) {
-            // a whole record (what `records` yields): every op's value is in `data`
-            (Some(ops), Some(len)) if data.len() >= len => {
-                write_ops(ops, self.raw_ops_bound, data, w)
-            }
-            _ => self.write_fields(data, w),
-        }
-        if let Some(t) = original_ns {
-            w.time_ns(crate::json::key!("original_timestamp"), t);
-        }
-        w.end_object();
-    }
-
-    /// The members of [`Template::write_raw_json`] field by field: the general path.
-    fn write_fields(&self, data: &[u8], w: &mut JsonWriter<'_>) {
-        self.for_each_field(data, |spec, v| {
-            write_field(w, spec.key.key(), spec.json, spec.ty, v)
-        });
-    }
-}
-
-/// The members of [`Template::write_raw_json`] from a fixed-length template's [`RawOp`]s, as
-/// [`Template::write_fields`] writes them; `data` holds the whole record. Without a
-/// [`RawKind::General`] op, every member's text has a bound and all go through one
-/// [`Cursor`].
-#[inline]
-fn write_ops(ops: &[RawOp], bound: Option<usize>, data: &[u8], w: &mut JsonWriter<'_>) {
-    if let Some(bound) = bound {
-        w.with_cursor(bound, |c| {
-            for op in ops {
-                if write_op_bounded(op, data, c).is_none() {
-                    return;
-                }
-            }
-        });
-        return;
-    }
-    for op in ops {
-        let key = WideKey::new(&op.key, usize::from(op.key_len));
-        let off = op.off as usize;
-        // the `None`s cannot happen with the whole record; they end the object like a short
-        // record ends `for_each_field`
-        let done = match op.kind {
-            RawKind::U8 => bytes_at::<1>(data, off).map(|v| w.u64(key, u64::from(v[0]))),
-            RawKind::U16 => {
-                bytes_at::<2>(data, off).map(|v| w.u64(key, u64::from(u16::from_be_bytes(v))))
-            }
-            RawKind::U32 => {
-                bytes_at::<4>(data, off).map(|v| w.u64(key, u64::from(u32::from_be_bytes(v))))
-            }
-            RawKind::U64 => bytes_at::<8>(data, off).map(|v| w.u64(key, u64::from_be_bytes(v))),
-            RawKind::Ipv4 => bytes_at::<4>(data, off).map(|v| w.ipv4(key, v)),
-            RawKind::DateMillis => bytes_at::<8>(data, off)
-                .map(|v| w.time_ns(key, u64::from_be_bytes(v).saturating_mul(1_000_000))),
-            RawKind::General => data
-                .get(off..off + usize::from(op.len))
-                .map(|v| write_field(w, key, op.json, op.ty, v)),
-        };
-        if done.is_none() {
-            return;
-        }
-    }
-}
-
-/// The bytes [`write_ops`] needs for `ops` through a cursor: what each op's key and value can
-/// take, and room for the widest fixed-size write (a key's [`WIDE_KEY`] bytes) after them;
-/// `None` when an op is [`RawKind::General`].
-fn raw_ops_bound(ops: &[RawOp]) -> Option<usize> {
-    let mut n = WIDE_KEY;
-    for op in ops {
-        n += usize::from(op.key_len)
-            + match op.kind {
-                RawKind::U8 => 3,
-                RawKind::U16 => 5,
-                RawKind::U32 => 10,
-                RawKind::U64 => 20,
-                // `"255.255.255.255"`
-                RawKind::Ipv4 => 17,
-                RawKind::DateMillis => 32,
-                RawKind::General => return None,
-            };
-    }
-    Some(n)
-}
-
-/// One member of a [`RawOp`] that is not [`RawKind::General`], through the cursor; `None`
-/// when the value is not in `data` (nothing written then).
-#[inline(always)]
-fn write_op_bounded(op: &RawOp, data: &[u8], c: &mut Cursor<'_>) -> Option<()> {
-    let off = op.off as usize;
-    match op.kind {
-        RawKind::U8 => {
-            let v = bytes_at::<1>(data, off)?;
-            c.key(&op.key, usize::from(op.key_len));
-            c.u64(u64::from(v[0]));
-        }
-        RawKind::U16 => {
-            let v = bytes_at::<2>(data, off)?;
-            c.key(&op.key, usize::from(op.key_len));
-            c.u64(u64::from(u16::from_be_bytes(v)));
-        }
-        RawKind::U32 => {
-            let v = bytes_at::<4>(data, off)?;
-            c.key(&op.key, usize::from(op.key_len));
-            c.u64(u64::from(u32::from_be_bytes(v)));
-        }
-        RawKind::U64 => {
-            let v = bytes_at::<8>(data, off)?;
-            c.key(&op.key, usize::from(op.key_len));
-            c.u64(u64::from_be_bytes(v));
-        }
-        RawKind::Ipv4 => {
-            let v = bytes_at::<4>(data, off)?;
-            c.key(&op.key, usize::from(op.key_len));
-            c.ipv4(v);
-        }
-        RawKind::DateMillis => {
-            let v = bytes_at::<8>(data, off)?;
-            c.key(&op.key, usize::from(op.key_len));
-            c.time_ns(u64::from_be_bytes(v).saturating_mul(1_000_000));
-        }
-        // not given to the cursor
-        RawKind::General => return None,
-    }
-    Some(())
 }
 
 /// `(header length, value length)` of a variable-length field at `pos`.
@@ -665,56 +393,5 @@ impl<'a> Iterator for Records<'a> {
         self.start = self.pos;
         self.pos += len;
         Some(Ok(rec))
-    }
-}
-
-/// Write one value as its compiled [`JsonKind`] says (`v` has the field's length).
-#[inline]
-fn write_field(w: &mut JsonWriter<'_>, key: impl JsonKey, kind: JsonKind, ty: IeType, v: &[u8]) {
-    match kind {
-        JsonKind::Skip => {}
-        JsonKind::Unsigned => w.u64(key, be_uint(v)),
-        JsonKind::Ipv4 => match <[u8; 4]>::try_from(v) {
-            Ok(a) => w.ipv4(key, a),
-            Err(_) => write_value(w, key, ty, v),
-        },
-        JsonKind::DateMillis => w.time_ns(key, be_uint(v).saturating_mul(1_000_000)),
-        // the others are rare enough for the general path
-        _ => write_value(w, key, ty, v),
-    }
-}
-
-fn write_value(w: &mut JsonWriter<'_>, key: impl JsonKey, ty: IeType, v: &[u8]) {
-    use IeType::*;
-    match ty {
-        Unsigned8 | Unsigned16 | Unsigned32 | Unsigned64 if v.len() <= 8 => w.u64(key, be_uint(v)),
-        Signed8 | Signed16 | Signed32 | Signed64 if !v.is_empty() && v.len() <= 8 => {
-            let shift = 64 - 8 * v.len() as u32;
-            w.i64(key, ((be_uint(v) << shift) as i64) >> shift)
-        }
-        Boolean if v.len() == 1 => w.bool(key, v[0] == 1),
-        Float32 if v.len() == 4 => w.f64(key, f64::from(f32::from_bits(be32(v, 0).unwrap_or(0)))),
-        Float64 if v.len() == 8 => w.f64(key, f64::from_bits(be_uint(v))),
-        Ipv4Address if v.len() == 4 => w.ipv4(key, [v[0], v[1], v[2], v[3]]),
-        Ipv6Address if v.len() == 16 => {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(v);
-            w.ip(key, IpAddr::V6(Ipv6Addr::from(a)))
-        }
-        MacAddress if v.len() == 6 => {
-            let mut m = [0u8; 6];
-            m.copy_from_slice(v);
-            w.mac(key, &m)
-        }
-        String => w.str_bytes(key, v),
-        DateTimeSeconds if v.len() == 4 => w.time_ns(key, be_uint(v) * 1_000_000_000),
-        DateTimeMilliseconds if v.len() == 8 => {
-            w.time_ns(key, be_uint(v).saturating_mul(1_000_000))
-        }
-        DateTimeMicroseconds | DateTimeNanoseconds if v.len() == 8 => match ntp_to_ns(be_uint(v)) {
-            Some(ns) => w.time_ns(key, ns),
-            None => w.u64(key, be_uint(v)),
-        },
-        _ => w.hex(key, v),
     }
 }

@@ -4,109 +4,15 @@
 use super::plan::Slot;
 use super::*;
 use crate::ie::REVERSE_PEN;
-use crate::record::FlowRecord;
+use crate::record::{FlowProtocol, FlowRecord};
 
-fn wf(id: u16, len: u16) -> WireField {
+pub(crate) fn wf(id: u16, len: u16) -> WireField {
     WireField {
         id,
         enterprise: 0,
         len,
         scope: false,
     }
-}
-
-/// `{"netflow":{...}}` of one record, through the template's ops when it has them.
-fn raw_json(t: &Template, data: &[u8]) -> String {
-    let mut b = Vec::new();
-    let mut w = JsonWriter::new(&mut b);
-    w.begin();
-    t.write_raw_json(data, FlowProtocol::Ipfix, &mut w);
-    w.end_object();
-    String::from_utf8(b).unwrap()
-}
-
-proptest::proptest! {
-    /// The raw members from a fixed-length template's ops are the ones the field-by-field
-    /// path writes, for random templates (duplicates, odd lengths, padding, reverse and
-    /// unknown enterprise elements) and random record bytes, whole and cut short.
-    #[test]
-    fn raw_ops_write_what_fields_write(
-        picks in proptest::collection::vec((0usize..PLAN_IES.len(), 0usize..6, 0u8..8), 1..30),
-        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 600),
-        version in proptest::sample::select(vec![9u16, 10]),
-        cut in 0usize..600,
-    ) {
-        let fields = picked_fields(&picks, version);
-        let Ok(t) = Template::compile(version, 256, false, &fields, &[]) else {
-            return Ok(());
-        };
-        let len = t.fixed_len.unwrap();
-        let mut general = t.clone();
-        general.raw_ops = None;
-        // the ops one by one, not through the cursor
-        let mut unbounded = t.clone();
-        unbounded.raw_ops_bound = None;
-        for data in [&bytes[..len], &bytes[..cut.min(len)]] {
-            let want = raw_json(&general, data);
-            proptest::prop_assert_eq!(&raw_json(&t, data), &want);
-            proptest::prop_assert_eq!(raw_json(&unbounded, data), want);
-        }
-    }
-}
-
-#[test]
-fn raw_ops_only_for_fixed_lengths_and_short_keys() {
-    let basic = [
-        wf(8, 4),
-        wf(7, 2),
-        wf(4, 1),
-        wf(1, 8),
-        wf(152, 8),
-        wf(210, 3),
-    ];
-    let t = Template::compile(10, 256, false, &basic, &[]).unwrap();
-    // paddingOctets writes nothing: no op; every op's text has a bound
-    assert_eq!(t.raw_ops.as_ref().map(|o| o.len()), Some(5));
-    assert!(t.raw_ops_bound.is_some());
-    let data: Vec<u8> = (1..=t.fixed_len.unwrap() as u8).collect();
-    let mut start = Vec::new();
-    crate::json::write_rfc3339(
-        &mut start,
-        u64::from_be_bytes([16, 17, 18, 19, 20, 21, 22, 23]).saturating_mul(1_000_000),
-    );
-    assert_eq!(
-        raw_json(&t, &data),
-        format!(
-            r#"{{"netflow":{{"source_ipv4_address":"1.2.3.4","source_transport_port":1286,"protocol_identifier":7,"octet_delta_count":{},"flow_start_milliseconds":{}}}}}"#,
-            u64::from_be_bytes([8, 9, 10, 11, 12, 13, 14, 15]),
-            String::from_utf8(start).unwrap()
-        )
-    );
-    // destinationIPv4PrefixLength: a key longer than the document's own padded keys
-    let t = Template::compile(10, 256, false, &[wf(13, 1)], &[]).unwrap();
-    assert!(t.raw_ops.is_some());
-    assert_eq!(
-        raw_json(&t, &[24]),
-        r#"{"netflow":{"destination_ipv4_prefix_length":24}}"#
-    );
-    // a variable-length field; a key longer than the padded copy
-    let var = [wf(8, 4), wf(82, VARLEN)];
-    assert!(Template::compile(10, 256, false, &var, &[])
-        .unwrap()
-        .raw_ops
-        .is_none());
-    let long = [WireField {
-        id: 381,
-        enterprise: REVERSE_PEN,
-        len: 4,
-        scope: false,
-    }];
-    let t = Template::compile(10, 256, false, &long, &[]).unwrap();
-    assert!(t.raw_ops.is_none());
-    assert_eq!(
-        raw_json(&t, &[0, 0, 1, 0]),
-        r#"{"netflow":{"reverse_distinct_count_of_destination_ipv4_address":256}}"#
-    );
 }
 
 #[test]
@@ -300,7 +206,7 @@ fn template_sets_parse() {
 
 /// Template fields from proptest picks (an element of [`PLAN_IES`], one of its lengths, and
 /// for IPFIX 0: the reverse element, 1: an unknown enterprise's, else the IANA one).
-fn picked_fields(picks: &[(usize, usize, u8)], version: u16) -> Vec<WireField> {
+pub(crate) fn picked_fields(picks: &[(usize, usize, u8)], version: u16) -> Vec<WireField> {
     picks
         .iter()
         .map(|&(i, l, e)| {
@@ -321,7 +227,7 @@ fn picked_fields(picks: &[(usize, usize, u8)], version: u16) -> Vec<WireField> {
 
 /// Elements (IPFIX id, usual lengths) the plan has slots for, plus some it leaves to the
 /// general path (MPLS, sampling, enterprise-free unknowns, padding).
-const PLAN_IES: &[(u16, &[u16])] = &[
+pub(crate) const PLAN_IES: &[(u16, &[u16])] = &[
     (1, &[1, 2, 4, 8, 0, 9]),
     (2, &[4, 8]),
     (4, &[1, 2]),
@@ -476,44 +382,4 @@ fn plan_only_for_fixed_length_flow_templates() {
     assert!(v.plan.is_none());
     let o = Template::compile(10, 258, true, &[wf(34, 4)], &[]).unwrap();
     assert!(o.plan.is_none());
-}
-
-#[test]
-fn raw_json_keys_and_kinds() {
-    let t = Template::compile(
-        10,
-        256,
-        false,
-        &[
-            wf(8, 4),
-            wf(210, 2),
-            wf(1, 8),
-            wf(152, 8),
-            wf(27, 16),
-            wf(82, VARLEN),
-        ],
-        &[],
-    )
-    .unwrap();
-    assert_eq!(t.fields[0].key.as_str(), r#","source_ipv4_address":"#);
-    assert_eq!(t.fields[0].json, JsonKind::Ipv4);
-    assert_eq!(t.fields[1].json, JsonKind::Skip);
-    assert_eq!(t.fields[2].json, JsonKind::Unsigned);
-    assert_eq!(t.fields[3].json, JsonKind::DateMillis);
-    assert_eq!(t.fields[4].json, JsonKind::Ipv6);
-    assert_eq!(t.fields[5].json, JsonKind::Dynamic);
-    let mut d = vec![10, 0, 0, 1, 0, 0];
-    d.extend_from_slice(&1000u64.to_be_bytes());
-    d.extend_from_slice(&1_700_000_000_123u64.to_be_bytes());
-    d.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    d.extend_from_slice(&[2, b'a', b'b']);
-    let mut out = Vec::new();
-    let mut w = JsonWriter::new(&mut out);
-    w.begin();
-    t.write_raw_json(&d, FlowProtocol::Ipfix, &mut w);
-    w.end_object();
-    assert_eq!(
-        std::str::from_utf8(&out).unwrap(),
-        r#"{"netflow":{"source_ipv4_address":"10.0.0.1","octet_delta_count":1000,"flow_start_milliseconds":"2023-11-14T22:13:20.123000000Z","source_ipv6_address":"2001:db8::1","interface_name":"ab"}}"#
-    );
 }

@@ -12,6 +12,10 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind, SamplingSource, TimeBasis};
 
+mod netflow5;
+mod sflow;
+pub(crate) mod template;
+
 /// Options of the encoder.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EncodeOptions {
@@ -1122,11 +1126,11 @@ pub fn encode(record: &FlowRecord<'_>, opts: &EncodeOptions, buf: &mut Vec<u8>) 
     if !opts.no_raw {
         match &r.raw {
             Raw::None => write_original(original, &mut w),
-            Raw::NetflowV5(rec) => crate::netflow5::write_raw_json(rec, original, &mut w),
+            Raw::NetflowV5(rec) => netflow5::write_raw_json(rec, original, &mut w),
             Raw::Template { template, data } => {
                 template.write_raw_json_with(data, r.protocol, original, &mut w)
             }
-            Raw::Sflow(s) => crate::sflow::write_raw_json(s, &mut w),
+            Raw::Sflow(s) => sflow::write_raw_json(s, &mut w),
         }
     } else {
         write_original(original, &mut w);
