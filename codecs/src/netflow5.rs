@@ -2,7 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::error::{be16, be32, DecodeError};
+use crate::bytes::{be16, be32};
+use crate::error::DecodeError;
 use crate::record::{FlowProtocol, FlowRecord, Raw, SamplingSource, TimeBasis};
 
 pub const HEADER_LEN: usize = 24;
@@ -123,16 +124,12 @@ impl<'a> Record<'a> {
     }
     #[inline]
     fn u16_at(&self, o: usize) -> u16 {
-        u16::from_be_bytes([self.buf[o], self.buf[o + 1]])
+        // a constant offset into the array: no test left after inlining
+        be16(self.buf, o).unwrap_or(0)
     }
     #[inline]
     fn u32_at(&self, o: usize) -> u32 {
-        u32::from_be_bytes([
-            self.buf[o],
-            self.buf[o + 1],
-            self.buf[o + 2],
-            self.buf[o + 3],
-        ])
+        be32(self.buf, o).unwrap_or(0)
     }
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.u32_at(0))

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::{Cursor, JsonKey, JsonWriter, WideKey, WIDE_KEY};
-use crate::error::{be32, be_uint};
+use crate::bytes::{array, be16, be32, be64, be_uint};
 use crate::ie::IeType;
 use crate::record::FlowProtocol;
 use crate::template::{ntp_to_ns, FieldSpec, Template, VARLEN};
@@ -152,12 +152,6 @@ fn raw_ops(specs: &[FieldSpec]) -> Option<Box<[RawOp]>> {
     Some(ops.into_boxed_slice())
 }
 
-/// The first `N` bytes at `off` of `data`.
-#[inline(always)]
-fn bytes_at<const N: usize>(data: &[u8], off: usize) -> Option<[u8; N]> {
-    data.get(off..off + N)?.try_into().ok()
-}
-
 impl Template {
     /// Write the record's elements as the `"netflow":{...}` object.
     #[cfg(test)]
@@ -218,17 +212,14 @@ fn write_ops(ops: &[RawOp], bound: Option<usize>, data: &[u8], w: &mut JsonWrite
         // the `None`s cannot happen with the whole record; they end the object like a short
         // record ends `for_each_field`
         let done = match op.kind {
-            RawKind::U8 => bytes_at::<1>(data, off).map(|v| w.u64(key, u64::from(v[0]))),
-            RawKind::U16 => {
-                bytes_at::<2>(data, off).map(|v| w.u64(key, u64::from(u16::from_be_bytes(v))))
+            RawKind::U8 => array::<1>(data, off).map(|v| w.u64(key, u64::from(v[0]))),
+            RawKind::U16 => be16(data, off).map(|v| w.u64(key, u64::from(v))),
+            RawKind::U32 => be32(data, off).map(|v| w.u64(key, u64::from(v))),
+            RawKind::U64 => be64(data, off).map(|v| w.u64(key, v)),
+            RawKind::Ipv4 => array::<4>(data, off).map(|v| w.ipv4(key, v)),
+            RawKind::DateMillis => {
+                be64(data, off).map(|v| w.time_ns(key, v.saturating_mul(1_000_000)))
             }
-            RawKind::U32 => {
-                bytes_at::<4>(data, off).map(|v| w.u64(key, u64::from(u32::from_be_bytes(v))))
-            }
-            RawKind::U64 => bytes_at::<8>(data, off).map(|v| w.u64(key, u64::from_be_bytes(v))),
-            RawKind::Ipv4 => bytes_at::<4>(data, off).map(|v| w.ipv4(key, v)),
-            RawKind::DateMillis => bytes_at::<8>(data, off)
-                .map(|v| w.time_ns(key, u64::from_be_bytes(v).saturating_mul(1_000_000))),
             RawKind::General => data
                 .get(off..off + usize::from(op.len))
                 .map(|v| write_field(w, key, op.json, op.ty, v)),
@@ -267,34 +258,34 @@ fn write_op_bounded(op: &RawOp, data: &[u8], c: &mut Cursor<'_>) -> Option<()> {
     let off = op.off as usize;
     match op.kind {
         RawKind::U8 => {
-            let v = bytes_at::<1>(data, off)?;
+            let v = array::<1>(data, off)?;
             c.key(&op.key, usize::from(op.key_len));
             c.u64(u64::from(v[0]));
         }
         RawKind::U16 => {
-            let v = bytes_at::<2>(data, off)?;
+            let v = be16(data, off)?;
             c.key(&op.key, usize::from(op.key_len));
-            c.u64(u64::from(u16::from_be_bytes(v)));
+            c.u64(u64::from(v));
         }
         RawKind::U32 => {
-            let v = bytes_at::<4>(data, off)?;
+            let v = be32(data, off)?;
             c.key(&op.key, usize::from(op.key_len));
-            c.u64(u64::from(u32::from_be_bytes(v)));
+            c.u64(u64::from(v));
         }
         RawKind::U64 => {
-            let v = bytes_at::<8>(data, off)?;
+            let v = be64(data, off)?;
             c.key(&op.key, usize::from(op.key_len));
-            c.u64(u64::from_be_bytes(v));
+            c.u64(v);
         }
         RawKind::Ipv4 => {
-            let v = bytes_at::<4>(data, off)?;
+            let v = array::<4>(data, off)?;
             c.key(&op.key, usize::from(op.key_len));
             c.ipv4(v);
         }
         RawKind::DateMillis => {
-            let v = bytes_at::<8>(data, off)?;
+            let v = be64(data, off)?;
             c.key(&op.key, usize::from(op.key_len));
-            c.time_ns(u64::from_be_bytes(v).saturating_mul(1_000_000));
+            c.time_ns(v.saturating_mul(1_000_000));
         }
         // not given to the cursor
         RawKind::General => return None,

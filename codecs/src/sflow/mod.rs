@@ -24,7 +24,8 @@ mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::error::{be32, DecodeError};
+use crate::bytes::be32;
+use crate::error::DecodeError;
 use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind, SamplingSource};
 use crate::stats::DecodeStats;
 

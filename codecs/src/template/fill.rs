@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::{Setter, Template};
-use crate::error::be_uint;
+use crate::bytes::be_uint;
 use crate::record::FlowRecord;
 
 /// NTP 64-bit timestamp (seconds since 1900 . fraction) to Unix nanoseconds.

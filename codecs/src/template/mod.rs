@@ -12,7 +12,8 @@ pub(crate) mod tests;
 
 use std::borrow::Cow;
 
-use crate::error::{be16, DecodeError};
+use crate::bytes::be16;
+use crate::error::DecodeError;
 use crate::ie::IeType;
 use crate::json::template::{json_kind, JsonKind, RawOps};
 use crate::json::KeyBuf;

@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use super::{Setter, MAX_FIELDS};
-use crate::error::{be16, be32, DecodeError};
+use crate::bytes::{be16, be32};
+use crate::error::DecodeError;
 use crate::ie::{self, IeType, REVERSE_PEN};
 
 /// A field as it appears on the wire, before compilation.
