@@ -23,7 +23,7 @@ mod time;
 mod writer;
 
 use text::DEC;
-pub use time::write_rfc3339;
+pub use time::{civil_from_days, write_rfc3339};
 pub(crate) use writer::{key, Cursor};
 pub use writer::{pad_fragment, JsonKey, JsonWriter, Key, KeyBuf, WideKey, KEY_PAD, WIDE_KEY};
 

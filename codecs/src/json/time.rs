@@ -5,8 +5,9 @@ use std::cell::Cell;
 
 use super::text::{digits8, ASCII_ZEROS, PAIRS};
 
-/// Days since 1970-01-01 to (year, month, day): Howard Hinnant's `civil_from_days`.
-pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian: Howard Hinnant's
+/// `civil_from_days`.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
