@@ -60,7 +60,7 @@ pub(crate) fn json_kind(id: u16, enterprise: u32, len: u16, ty: IeType) -> JsonK
     }
 }
 
-/// One field of a fixed-length template as [`Template::write_raw_json`] writes it: where its
+/// One field of a fixed-length template as [`Template::write_raw_json_with`] writes it: where its
 /// value is, how to write it, and its key in place (no pointer to follow, no variable-length
 /// test, no position to carry from the field before).
 #[derive(Debug, Clone)]
@@ -159,7 +159,7 @@ impl Template {
         self.write_raw_json_with(data, proto, None, w)
     }
 
-    /// [`Template::write_raw_json`], with `netflow.original_timestamp` when the record's own
+    /// [`Template::write_raw_json_with`], with `netflow.original_timestamp` when the record's own
     /// time was replaced by the receive time (`original_ns`).
     #[inline]
     pub(crate) fn write_raw_json_with(
@@ -182,7 +182,7 @@ impl Template {
         w.end_object();
     }
 
-    /// The members of [`Template::write_raw_json`] field by field: the general path.
+    /// The members of [`Template::write_raw_json_with`] field by field: the general path.
     fn write_raw_fields(&self, data: &[u8], w: &mut JsonWriter<'_>) {
         self.for_each_field(data, |spec, v| {
             write_field(w, spec.key.key(), spec.json, spec.ty, v)
@@ -190,7 +190,7 @@ impl Template {
     }
 }
 
-/// The members of [`Template::write_raw_json`] from a fixed-length template's [`RawOp`]s, as
+/// The members of [`Template::write_raw_json_with`] from a fixed-length template's [`RawOp`]s, as
 /// [`Template::write_raw_fields`] writes them; `data` holds the whole record. Without a
 /// [`RawKind::General`] op, every member's text has a bound and all go through one
 /// [`Cursor`].

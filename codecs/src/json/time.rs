@@ -41,7 +41,7 @@ pub(super) fn minute_prefix(minute: u64) -> [u8; 18] {
 }
 
 /// Minutes formatted last on this thread, by minute mod 4: documents of one datagram mostly
-/// share their minutes, and [`encode`] has no state of its own across documents.
+/// share their minutes, and [`encode`](super::encode) has no state of its own across documents.
 pub(super) struct MinuteCache {
     /// minute since the epoch of each entry; `u64::MAX` for none
     minute: [Cell<u64>; 4],

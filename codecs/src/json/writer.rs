@@ -486,7 +486,7 @@ impl Cursor<'_> {
     }
 
     /// `"`, what `fill` writes from `out[1]` on (it returns the position after it), `"`, as
-    /// [`write_quoted`] writes them.
+    /// [`write_quoted`](super::text::write_quoted) writes them.
     #[inline(always)]
     pub(super) fn quoted<const N: usize>(&mut self, fill: impl FnOnce(&mut [u8; N]) -> usize) {
         let out = &mut self.out[self.pos..self.pos + N];

@@ -265,8 +265,8 @@ pub(super) fn apply_field(
 /// the record this function last filled from a record of the same template: every value a
 /// record of it sets is then set again.
 ///
-/// Fixed-length templates go through their compiled [`Plan`]: the offset of every field the
-/// record reads is known, so a record is a fixed sequence of loads (a conditional per slot,
+/// Fixed-length templates go through their compiled [`Plan`](super::Plan): the offset of
+/// every field the record reads is known, so a record is a fixed sequence of loads (a conditional per slot,
 /// taken the same way for every record of the template) instead of a dispatch per field.
 /// Other templates (variable-length fields) are read field by field.
 #[inline]
@@ -281,8 +281,8 @@ pub fn fill_record(
 }
 
 /// [`fill_record`] of the record of `len` bytes that starts `tail`, the rest of its data set
-/// ([`Records::tail`]): a fixed-length record is read in place while the set has its plan's
-/// window (144 or 528 bytes) from the record's start on. The times are written to `t`
+/// ([`Records::tail`](super::Records::tail)): a fixed-length record is read in place while the
+/// set has its plan's window (144 or 528 bytes) from the record's start on. The times are written to `t`
 /// (every one of them, whatever was there): returned, they were built in one place and copied
 /// with 16-byte moves out of 8-byte stores, a store-forwarding stall that was a seventh of
 /// fixed-length v9 decoding.

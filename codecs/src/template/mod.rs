@@ -2,7 +2,7 @@
 //! with a precomputed "setter" per field, then used to read data records in place.
 //!
 //! `parse`: the wire side (template sets, [`WireField`]); `plan`: the compiled fill plan of a
-//! fixed-length template; `fill`: reading a data record into a [`FlowRecord`].
+//! fixed-length template; `fill`: reading a data record into a [`FlowRecord`](crate::FlowRecord).
 
 mod fill;
 mod parse;

@@ -419,7 +419,7 @@ impl Plan {
     /// the "first one wins" test of the general path (the `rest` fields after it use that test,
     /// so with a `rest` the record must be fresh). The slots of a section the template has no
     /// value of are not looked at. Writes the times to `t` and returns the record's sampling,
-    /// with the fallback counts applied, as [`fill_record_in`] does.
+    /// with the fallback counts applied, as [`fill_record_in`](super::fill_record_in) does.
     #[inline]
     pub(super) fn fill(
         &self,
