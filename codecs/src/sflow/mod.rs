@@ -419,7 +419,7 @@ impl<'a> Iterator for RecordIter<'a> {
 }
 
 /// The raw part of an sFlow record: the datagram and where its sample starts. Re-read by
-/// [`crate::json`] to emit `sflow.*`; `Copy` and 24 bytes, like the other `Raw` variants.
+/// the JSON encoder to emit `sflow.*`; `Copy` and 24 bytes, like the other `Raw` variants.
 #[derive(Debug, Clone, Copy)]
 pub struct SflowRaw<'a> {
     datagram: &'a [u8],
