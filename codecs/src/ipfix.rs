@@ -1,7 +1,8 @@
 //! IPFIX (RFC 7011): a 16-byte message header followed by sets (2 templates, 3 options
 //! templates, >= 256 data).
 
-use crate::error::{be16, be32, DecodeError};
+use crate::bytes::{be16, be32};
+use crate::error::DecodeError;
 use crate::set::Sets;
 
 pub const HEADER_LEN: usize = 16;

@@ -5,6 +5,7 @@
 //! borrowed [`FlowRecord`]s; errors are small `Copy` values that the caller counts.
 #![forbid(unsafe_code)]
 
+pub(crate) mod bytes;
 pub mod community_id;
 pub mod decoder;
 pub mod encode;

@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::error::{be16, be32, DecodeError};
-use crate::json::JsonWriter;
+use crate::bytes::{be16, be32};
+use crate::error::DecodeError;
 use crate::record::{FlowProtocol, FlowRecord, Raw, SamplingSource, TimeBasis};
 
 pub const HEADER_LEN: usize = 24;
@@ -90,7 +90,8 @@ impl<'a> Packet<'a> {
     pub fn records(&self) -> impl Iterator<Item = Record<'a>> + 'a {
         let n = usize::from(self.count()).min((self.buf.len() - HEADER_LEN) / RECORD_LEN);
         let body = &self.buf[HEADER_LEN..HEADER_LEN + n * RECORD_LEN];
-        body.chunks_exact(RECORD_LEN).map(|b| Record { buf: b })
+        body.chunks_exact(RECORD_LEN)
+            .filter_map(|b| b.try_into().ok().map(Record::new))
     }
 
     /// Error when the header claims more records than the datagram holds.
@@ -108,25 +109,27 @@ impl<'a> Packet<'a> {
     }
 }
 
-/// A 48-byte v5 record.
+/// A 48-byte v5 record: every accessor reads at a fixed offset of the array, in bounds by
+/// its type (no test, no panic).
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
-    buf: &'a [u8],
+    buf: &'a [u8; RECORD_LEN],
 }
 
 impl<'a> Record<'a> {
+    /// The record of these 48 bytes.
+    #[inline]
+    pub fn new(buf: &'a [u8; RECORD_LEN]) -> Self {
+        Record { buf }
+    }
     #[inline]
     fn u16_at(&self, o: usize) -> u16 {
-        u16::from_be_bytes([self.buf[o], self.buf[o + 1]])
+        // a constant offset into the array: no test left after inlining
+        be16(self.buf, o).unwrap_or(0)
     }
     #[inline]
     fn u32_at(&self, o: usize) -> u32 {
-        u32::from_be_bytes([
-            self.buf[o],
-            self.buf[o + 1],
-            self.buf[o + 2],
-            self.buf[o + 3],
-        ])
+        be32(self.buf, o).unwrap_or(0)
     }
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.u32_at(0))
@@ -182,7 +185,7 @@ impl<'a> Record<'a> {
     pub fn dst_mask(&self) -> u8 {
         self.buf[45]
     }
-    pub fn as_bytes(&self) -> &'a [u8] {
+    pub fn as_bytes(&self) -> &'a [u8; RECORD_LEN] {
         self.buf
     }
 }
@@ -241,61 +244,6 @@ pub fn decode<'a>(
     }
     p.check_count()?;
     Ok(n)
-}
-
-/// The v5 record's own fields under `netflow.*`, with the names Elastic's integration uses,
-/// and `netflow.original_timestamp` when the record's own time was replaced by the receive
-/// time (`original_ns`).
-pub(crate) fn write_raw_json(rec: &[u8], original_ns: Option<u64>, w: &mut JsonWriter<'_>) {
-    let r = Record { buf: rec };
-    w.begin_object(crate::json::key!("netflow"));
-    w.u64(
-        crate::json::key!("packet_delta_count"),
-        u64::from(r.packets()),
-    );
-    w.u64(
-        crate::json::key!("octet_delta_count"),
-        u64::from(r.octets()),
-    );
-    w.u64(
-        crate::json::key!("flow_start_sys_up_time"),
-        u64::from(r.first_ms()),
-    );
-    w.u64(
-        crate::json::key!("flow_end_sys_up_time"),
-        u64::from(r.last_ms()),
-    );
-    w.ip(
-        crate::json::key!("ip_next_hop_ipv4_address"),
-        IpAddr::V4(r.next_hop()),
-    );
-    w.u64(crate::json::key!("ingress_interface"), u64::from(r.input()));
-    w.u64(crate::json::key!("egress_interface"), u64::from(r.output()));
-    w.u64(
-        crate::json::key!("tcp_control_bits"),
-        u64::from(r.tcp_flags()),
-    );
-    w.u64(crate::json::key!("ip_class_of_service"), u64::from(r.tos()));
-    w.u64(
-        crate::json::key!("bgp_source_as_number"),
-        u64::from(r.src_as()),
-    );
-    w.u64(
-        crate::json::key!("bgp_destination_as_number"),
-        u64::from(r.dst_as()),
-    );
-    w.u64(
-        crate::json::key!("source_ipv4_prefix_length"),
-        u64::from(r.src_mask()),
-    );
-    w.u64(
-        crate::json::key!("destination_ipv4_prefix_length"),
-        u64::from(r.dst_mask()),
-    );
-    if let Some(t) = original_ns {
-        w.time_ns(crate::json::key!("original_timestamp"), t);
-    }
-    w.end_object();
 }
 
 #[cfg(test)]

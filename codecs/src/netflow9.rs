@@ -1,7 +1,8 @@
 //! NetFlow v9 (RFC 3954): a 20-byte header followed by flowsets (0 templates, 1 options
 //! templates, >= 256 data). The `count` field is not trusted: sets are walked by length.
 
-use crate::error::{be16, be32, DecodeError};
+use crate::bytes::{be16, be32};
+use crate::error::DecodeError;
 use crate::set::Sets;
 
 pub const HEADER_LEN: usize = 20;

@@ -14,7 +14,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::error::{be16, be32};
+use crate::bytes::{array, be16, be32};
 use crate::record::MplsLabels;
 
 /// EtherType values the parser follows.
@@ -134,8 +134,7 @@ pub fn parse_mpls(buf: &[u8]) -> HeaderInfo {
 
 #[inline]
 fn mac_at(b: &[u8], off: usize) -> Option<[u8; 6]> {
-    let s = b.get(off..off + 6)?;
-    Some([s[0], s[1], s[2], s[3], s[4], s[5]])
+    array(b, off)
 }
 
 #[inline]
@@ -145,7 +144,7 @@ fn ipv4_at(b: &[u8], off: usize) -> Option<IpAddr> {
 
 #[inline]
 fn ipv6_at(b: &[u8], off: usize) -> Option<IpAddr> {
-    let s: [u8; 16] = b.get(off..off + 16)?.try_into().ok()?;
+    let s: [u8; 16] = array(b, off)?;
     Some(IpAddr::V6(Ipv6Addr::from(s)))
 }
 

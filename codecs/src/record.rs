@@ -133,7 +133,7 @@ pub enum Raw<'a> {
     #[default]
     None,
     /// One 48-byte NetFlow v5 record.
-    NetflowV5(&'a [u8]),
+    NetflowV5(&'a [u8; crate::netflow5::RECORD_LEN]),
     /// A v9 / IPFIX data record read through its compiled template.
     Template {
         template: &'a crate::template::Template,

@@ -1,6 +1,7 @@
 //! The set (flowset) framing shared by NetFlow v9 and IPFIX: `id: u16, length: u16, body`.
 
-use crate::error::{be16, DecodeError};
+use crate::bytes::be16;
+use crate::error::DecodeError;
 
 /// One set: its id and its body (without the 4-byte set header).
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,6 @@
 //! counted in [`DecodeStats`] and skipped by its declared length. A sample whose length runs
 //! past the datagram ends the datagram (the next sample cannot be found).
 
-mod json;
 pub mod records;
 mod xdr;
 
@@ -25,11 +24,11 @@ mod tests;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::error::{be32, DecodeError};
+use crate::bytes::be32;
+use crate::error::DecodeError;
 use crate::record::{FlowProtocol, FlowRecord, Raw, RecordKind, SamplingSource};
 use crate::stats::DecodeStats;
 
-pub(crate) use json::write_raw_json;
 pub use records::{
     CounterData, Counters, ExtendedGateway, ExtendedRouter, ExtendedSwitch, FlowData, Record,
     SampledEthernet, SampledHeader, SampledIp,
@@ -420,7 +419,7 @@ impl<'a> Iterator for RecordIter<'a> {
 }
 
 /// The raw part of an sFlow record: the datagram and where its sample starts. Re-read by
-/// [`write_raw_json`] to emit `sflow.*`; `Copy` and 24 bytes, like the other `Raw` variants.
+/// the JSON encoder to emit `sflow.*`; `Copy` and 24 bytes, like the other `Raw` variants.
 #[derive(Debug, Clone, Copy)]
 pub struct SflowRaw<'a> {
     datagram: &'a [u8],

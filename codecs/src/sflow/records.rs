@@ -6,7 +6,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::error::{be32, DecodeError};
+use crate::bytes::be32;
+use crate::error::DecodeError;
 
 use super::xdr::Reader;
 
@@ -339,7 +340,7 @@ impl<'a> ExtendedGateway<'a> {
     pub fn communities(&self) -> impl Iterator<Item = u32> + 'a {
         self.communities
             .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .map(|c| be32(c, 0).unwrap_or(0))
     }
 }
 
@@ -450,7 +451,7 @@ impl<'a> Counters<'a> {
             .buf
             .get(off..off + usize::from(width))
             .unwrap_or_default();
-        crate::error::be_uint(b)
+        crate::bytes::be_uint(b)
     }
 
     /// Generic counters: the interface index.

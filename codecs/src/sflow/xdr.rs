@@ -1,20 +1,14 @@
-//! A bounded XDR reader: big-endian words, length-prefixed opaques padded to 4 bytes.
+//! XDR over the bounded reader ([`crate::bytes::Reader`]): length-prefixed opaques padded to
+//! 4 bytes, sub-readers that skip their padding, counts checked against what remains, sFlow
+//! addresses.
 //!
-//! `Copy`, with the absolute offset of its first byte in the datagram so errors say where they
-//! happened. `take(len)` returns a sub-reader bounded to a declared length: the only way to
-//! descend into a sample or record.
+//! `take(len)` returns a sub-reader bounded to a declared length: the only way to descend into
+//! a sample or record.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub(crate) use crate::bytes::Reader;
 use crate::error::DecodeError;
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    /// Offset of `buf[0]` in the datagram.
-    base: usize,
-}
 
 /// XDR pads opaque data to a multiple of four bytes.
 #[inline]
@@ -23,62 +17,18 @@ pub(crate) fn pad4(n: usize) -> usize {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
-    pub(crate) fn new(buf: &'a [u8], base: usize) -> Self {
-        Reader { buf, pos: 0, base }
-    }
-
-    #[inline]
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    /// Absolute offset of the next byte.
-    #[inline]
-    pub(crate) fn offset(&self) -> usize {
-        self.base + self.pos
-    }
-
-    /// The bytes not read yet.
-    #[inline]
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        &self.buf[self.pos..]
-    }
-
-    #[inline]
-    pub(crate) fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if n > self.remaining() {
-            return Err(DecodeError::truncated(
-                what,
-                self.offset(),
-                n,
-                self.remaining(),
-            ));
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-
-    #[inline]
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
-        let s = self.bytes(4, what)?;
-        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    }
-
     /// Skip XDR padding after `n` bytes of opaque data; padding missing at the very end of the
     /// enclosing structure is tolerated.
     #[inline]
     fn skip_pad(&mut self, n: usize) {
-        self.pos += pad4(n).min(self.remaining());
+        self.skip_at_most(pad4(n));
     }
 
     /// A sub-reader over the next `n` bytes (then the padding is skipped here).
     pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>, DecodeError> {
-        let base = self.offset();
-        let s = self.bytes(n, what)?;
+        let r = self.sub(n, what)?;
         self.skip_pad(n);
-        Ok(Reader::new(s, base))
+        Ok(r)
     }
 
     /// XDR `opaque<>`: a u32 length, the bytes, padding.
@@ -116,13 +66,11 @@ impl<'a> Reader<'a> {
         match self.u32(what)? {
             0 => Ok(None),
             1 => {
-                let s = self.bytes(4, what)?;
-                Ok(Some(IpAddr::V4(Ipv4Addr::new(s[0], s[1], s[2], s[3]))))
+                let a = self.array::<4>(what)?;
+                Ok(Some(IpAddr::V4(Ipv4Addr::from(a))))
             }
             2 => {
-                let s = self.bytes(16, what)?;
-                let mut a = [0u8; 16];
-                a.copy_from_slice(s);
+                let a = self.array::<16>(what)?;
                 Ok(Some(IpAddr::V6(Ipv6Addr::from(a))))
             }
             t => Err(DecodeError::invalid(what, at, u64::from(t))),

@@ -56,19 +56,9 @@ pub fn day_of_ns(ns: u64) -> i64 {
     (ns / 1_000_000_000 / 86_400) as i64
 }
 
-/// `(year, month, day)` of a day number since 1970-01-01 (proleptic Gregorian).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+/// `(year, month, day)` of a day number since 1970-01-01 (proleptic Gregorian): the
+/// encoder's, which writes the documents' dates.
+pub use ferroflow_codecs::json::civil_from_days;
 
 /// The day number since 1970-01-01 of a date (proleptic Gregorian).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

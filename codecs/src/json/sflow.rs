@@ -5,12 +5,11 @@
 //! arrays `enterprise` / `format` / `length` / `data` (hex) — which is how Elasticsearch indexes
 //! an array of objects anyway. Malformed records were counted by `decode` and are left out.
 
-use crate::json::JsonWriter;
-
-use super::records::{
+use super::JsonWriter;
+use crate::sflow::records::{
     counter_format, flow_format, CounterData, FlowData, Record, ETHERNET_COUNTERS, IF_COUNTERS,
 };
-use super::{CountersSample, FlowSample, RecordIter, SampleType, SflowRaw};
+use crate::sflow::{CountersSample, FlowSample, RecordIter, SampleType, SflowRaw};
 
 /// Record data longer than this is cut in `other_records.data` (`length` keeps the true size).
 const MAX_HEX_BYTES: usize = 1024;
