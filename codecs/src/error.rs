@@ -90,10 +90,6 @@ impl ErrorKind {
     }
 }
 
-/// The old path of the big-endian reads (now [`crate::bytes`]), kept for `decoder.rs` until
-/// its imports move.
-pub(crate) use crate::bytes::{be16, be32};
-
 #[cfg(test)]
 mod tests {
     use super::{DecodeError, ErrorKind};

@@ -16,7 +16,8 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::error::{be16, be32, DecodeError};
+use crate::bytes::{be16, be32};
+use crate::error::DecodeError;
 use crate::record::{FlowProtocol, FlowRecord, Raw, SamplingSource, TimeBasis};
 use crate::set::Set;
 use crate::stats::DecodeStats;
