@@ -504,7 +504,7 @@ type Times = (Option<u64>, Option<u64>, Option<TimeBasis>);
 
 /// A record's (start, end, time basis) from the times it carries, and its uptimes left
 /// unresolved (when the exporter's boot time is unknown).
-#[inline]
+#[inline(always)]
 fn record_times(
     t: &template::RecordTimes,
     uptime_base: Option<Boot>,
@@ -539,7 +539,7 @@ fn record_times(
 
 /// A record's (sampling rate, its source, sampler id): the rate in the record, else the
 /// exporter's options table (`table`: the domain's, when not empty).
-#[inline]
+#[inline(always)]
 fn record_sampling(
     o: &template::RecordSampling,
     table: Option<&Vec<(Option<u64>, u32)>>,

@@ -5,7 +5,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::fill::{apply_field, ntp_to_ns, Fill, RecordSampling, RecordTimes};
 use super::{FieldSpec, Setter};
-use crate::bytes::array;
 use crate::record::FlowRecord;
 
 /// Where a field of a fixed-length template sits in every record. `len` 0: not in the
@@ -51,7 +50,10 @@ impl Slot {
 
     /// The slot's offset in a window of `N` bytes (see [`WINDOW_PAD`]): masked to the window's
     /// record part, which it is in already, so that a read of up to 16 bytes from it is in
-    /// the window without a bounds test.
+    /// the window without a bounds test. The reads below index the window directly, not
+    /// through [`crate::bytes::array`]: `o + len` cannot overflow here, and callgrind counts
+    /// about 10 fewer instructions a fixed-template record this way (a generic helper in
+    /// between costs as much).
     #[inline(always)]
     fn at<const N: usize>(self) -> usize {
         usize::from(self.off) & (N - WINDOW_PAD - 1)
@@ -65,7 +67,8 @@ impl Slot {
             return None;
         }
         let o = self.at::<N>();
-        Some(u64::from_be_bytes(array::<8>(b, o)?) >> self.shift)
+        let w = <[u8; 8]>::try_from(b.get(o..o + 8)?).ok()?;
+        Some(u64::from_be_bytes(w) >> self.shift)
     }
 
     /// The address (4 or 16 bytes) when the slot is present.
@@ -73,8 +76,13 @@ impl Slot {
     fn ip<const N: usize>(self, b: &[u8; N]) -> Option<IpAddr> {
         let o = self.at::<N>();
         match self.len {
-            4 => array::<4>(b, o).map(|a| IpAddr::V4(Ipv4Addr::from(a))),
-            16 => array::<16>(b, o).map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+            4 => b
+                .get(o..o + 4)
+                .map(|b| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+            16 => b
+                .get(o..o + 16)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
             _ => None,
         }
     }
@@ -84,7 +92,7 @@ impl Slot {
     fn mac<const N: usize>(self, b: &[u8; N]) -> Option<[u8; 6]> {
         let o = self.at::<N>();
         match self.len {
-            6 => array::<6>(b, o),
+            6 => b.get(o..o + 6).and_then(|b| b.try_into().ok()),
             _ => None,
         }
     }
