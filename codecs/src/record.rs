@@ -215,6 +215,7 @@ pub struct FlowRecord<'a> {
 
 impl<'a> FlowRecord<'a> {
     /// An empty record of `protocol` from `exporter`.
+    #[inline]
     pub fn new(protocol: FlowProtocol, exporter: SocketAddr) -> Self {
         FlowRecord {
             kind: RecordKind::Flow,
