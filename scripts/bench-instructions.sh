@@ -11,9 +11,10 @@
 # own. Without binaries, the decode bench is built (release) and counted. Installs valgrind
 # (Debian) when it is missing. Only the measured routine is counted (callgrind's collection is
 # switched on inside criterion's `Bencher::iter`), warm-up iterations included: they run the
-# same code. The records of one iteration come from the bench's own report on stderr
-# ("<case>: ... N records per iteration"), so `decode/*` cases get a figure per record; the
-# `json/*` cases print per iteration only. valgrind's CPU has no SHA extensions, so the
+# same code. callgrind counts the calls of `Decoder::decode` (one per datagram), not
+# iterations: the datagrams and records of one iteration come from the bench's own report on
+# stderr ("<case>: ... D datagrams, ... N records per iteration"), so `decode/*` cases get a
+# figure per iteration and per record; other cases print Ir per datagram. valgrind's CPU has no SHA extensions, so the
 # community id's SHA-1 runs the portable code there: about 1 400 instructions of a decode+JSON
 # record that the real CPU (sha_ni) spends far fewer on.
 set -euo pipefail
@@ -73,15 +74,19 @@ if not calls:
     print(f"{case:48} {binary:28} {'?':>14} (no iteration found in the profile)")
     sys.exit(0)
 ir, n = max(calls)
-per_iter = ir / n
+per_call = ir / n
 group = case.rsplit("/", 1)[0]
-records = None
+records = datagrams = None
 for line in open(stderr, errors="replace"):
-    m = re.match(r"(.+?): .* (\d+) records per iteration", line)
+    m = re.match(r"(.+?): .* (\d+) datagrams, .* (\d+) records per iteration", line)
     if m and "decode/" + m.group(1).split(" (")[0] == group:
-        records = int(m.group(2))
-per_rec = f"{per_iter / records:12.0f}" if records else f"{'?':>12}"
-print(f"{case:48} {binary:28} {per_iter:14.0f} {records or '?':>10} {per_rec}")
+        datagrams, records = int(m.group(2)), int(m.group(3))
+if not records:
+    print(f"{case:48} {binary:28} {per_call:14.0f} {'?':>10} {'?':>12} (Ir per datagram)")
+    sys.exit(0)
+# n counts Decoder::decode calls: one per datagram, `datagrams` of them an iteration
+per_iter = per_call * datagrams
+print(f"{case:48} {binary:28} {per_iter:14.0f} {records:>10} {per_iter / records:12.0f}")
 PY
   done
 done
